@@ -1,0 +1,552 @@
+"""The sans-I/O TLS buffer: a pyOpenSSL memory-BIO connection with a thin data path.
+
+Theory of operation:
+
+1. Ciphertext from the network goes straight into OpenSSL's read BIO
+   (`process_incoming`); ciphertext for the network is taken straight from its
+   write BIO (`process_outgoing`). Whatever OpenSSL queues while handshaking,
+   reading or writing (alerts, session tickets, KeyUpdate answers) is in that
+   BIO at once, so "flush after every read" needs no extra work.
+2. Both BIOs are bounded by unitls (OpenSSL's memory BIOs never push back):
+   `process_incoming` refuses data with `WantReadError` while more than
+   `INCOMING_LIMIT` bytes wait, and `write` stops taking plaintext (or raises
+   `WantWriteError`) while more than `OUTGOING_LIMIT` bytes wait to be sent.
+3. In the OPEN state `read`, `write`, `process_incoming` and `process_outgoing`
+   call OpenSSL directly (`SSL_read`, `SSL_write`, `BIO_read`, `BIO_write`) and
+   look at errors only when a call returns <= 0; everything else goes through
+   pyOpenSSL's methods and the one translation point in `_errors.py`.
+4. `process_incoming(b"")` means the transport reached EOF (h11's convention).
+   Buffered plaintext is still delivered; then `read` returns `b""` if the peer
+   sent close_notify and raises `RaggedEOF` otherwise.
+5. A fatal error moves the buffer to FAILED: every later `read`, `write` and
+   `do_handshake` raises that error again (never a Want* signal), while
+   `process_outgoing` still hands out any alert OpenSSL queued.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from OpenSSL import SSL
+from typing_extensions import Buffer
+
+from .._enums import CipherSuite, NextProtocol, TLSVersion
+from .._errors import TLSError, WantReadError, WantWriteError
+from ._ciphers import cipher_from_name
+from ._errors import translate
+from ._lowlevel import ffi, lib
+from ._verify import PeerName, expect_peer, parse_server_hostname
+
+if TYPE_CHECKING:
+    from ._context import OpenSSLClientContext, OpenSSLServerContext
+
+__all__ = ["OpenSSLTLSBuffer", "INCOMING_LIMIT", "OUTGOING_LIMIT"]
+
+#: `process_incoming` raises `WantReadError` (and stores nothing) while more than
+#: this many bytes of ciphertext wait unprocessed.
+INCOMING_LIMIT = 256 * 1024
+#: `write` takes no more plaintext while more than this many bytes of ciphertext
+#: wait for `process_outgoing`; if nothing could be taken it raises `WantWriteError`.
+OUTGOING_LIMIT = 256 * 1024
+
+_SCRATCH_SIZE = 64 * 1024
+_MAX_RECORD = 16 * 1024
+
+_SSL_ERROR_WANT_READ = lib.SSL_ERROR_WANT_READ
+_SSL_ERROR_ZERO_RETURN = lib.SSL_ERROR_ZERO_RETURN
+_SENT_SHUTDOWN = SSL.SENT_SHUTDOWN
+_RECEIVED_SHUTDOWN = SSL.RECEIVED_SHUTDOWN
+_NULL = ffi.NULL
+_SSL_read = lib.SSL_read
+_SSL_write = lib.SSL_write
+_BIO_read = lib.BIO_read
+_BIO_write = lib.BIO_write
+_BIO_pending = lib.BIO_get_mem_data  # BIO_CTRL_INFO: bytes readable from a mem BIO
+_unpack = ffi.unpack
+_from_buffer = ffi.from_buffer
+
+
+class _State(enum.Enum):
+    #: Created; the handshake has not completed.
+    HANDSHAKING = "handshaking"
+    #: Handshake complete; data flows both ways.
+    OPEN = "open"
+    #: We sent close_notify; reading goes on until the peer's arrives.
+    SHUTDOWN_SENT = "shutdown sent"
+    #: The peer's close_notify arrived; reads return b"", writes are still allowed.
+    PEER_CLOSED = "peer closed"
+    #: Both close_notify alerts exchanged, or clean EOF after the peer's.
+    CLOSED = "closed"
+    #: A fatal error happened; every further operation raises it.
+    FAILED = "failed"
+
+
+_OPEN = _State.OPEN
+
+# One scratch area per thread for copies out of OpenSSL: cffi releases the GIL
+# during calls, so a shared area could be written by two threads at once.
+_local = threading.local()
+
+
+def _scratch() -> Any:
+    try:
+        return _local.scratch
+    except AttributeError:
+        _local.scratch = ffi.new("char[]", _SCRATCH_SIZE)
+        return _local.scratch
+
+
+class OpenSSLTLSBuffer:
+    """An in-memory TLS connection (PEP 748 `TLSBuffer`) on OpenSSL.
+
+    Created by `OpenSSLClientContext.create_buffer` and
+    `OpenSSLServerContext.create_buffer`; not constructed directly. Not safe for
+    concurrent use from several threads: guard it with a lock (one buffer per
+    connection; the context may be shared freely).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_client",
+        "_conn",
+        "_context",
+        "_eof",
+        "_error",
+        "_handshook",
+        "_names",
+        "_peer",
+        "_rbio",
+        "_session_key",
+        "_ssl",
+        "_state",
+        "_wbio",
+    )
+
+    _context: OpenSSLClientContext | OpenSSLServerContext
+    _conn: SSL.Connection
+    # cffi handles: SSL* and the read/write memory BIOs of _conn
+    _ssl: Any
+    _rbio: Any
+    _wbio: Any
+    _state: _State
+    _error: TLSError | None
+    _eof: bool
+    _peer: PeerName | None
+    _session_key: str | None
+    _names: dict[str, int]
+    _client: bool
+    _handshook: bool
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        """Not for users: buffers come from a context's `create_buffer()`."""
+        raise TypeError(
+            f"{type(self).__name__} has no public constructor; use a context's create_buffer()"
+        )
+
+    @classmethod
+    def _new(
+        cls,
+        context: OpenSSLClientContext | OpenSSLServerContext,
+        ssl_context: SSL.Context,
+    ) -> OpenSSLTLSBuffer:
+        self = object.__new__(cls)
+        conn = SSL.Connection(ssl_context, None)
+        self._context = context
+        self._conn = conn
+        self._ssl = conn._ssl
+        self._rbio = conn._into_ssl
+        self._wbio = conn._from_ssl
+        self._state = _State.HANDSHAKING
+        self._error = None
+        self._eof = False
+        self._peer = None
+        self._session_key = None
+        self._handshook = False
+        return self
+
+    @classmethod
+    def _create_client(
+        cls,
+        context: OpenSSLClientContext,
+        server_hostname: str | None,
+        *,
+        check_name: bool = True,
+    ) -> OpenSSLTLSBuffer:
+        self = cls._new(context, context._ssl_context)
+        self._client = True
+        self._names = context._plan.names
+        conn = self._conn
+        if server_hostname is not None:
+            peer = parse_server_hostname(server_hostname)
+            self._peer = peer
+            expect_peer(conn, peer, check_name=check_name and context._check_hostname)
+            session = context._get_session(server_hostname)
+            if session is not None:
+                conn.set_session(session)
+            self._session_key = server_hostname
+        conn.set_connect_state()
+        return self
+
+    @classmethod
+    def _create_server(cls, context: OpenSSLServerContext) -> OpenSSLTLSBuffer:
+        self = cls._new(context, context._contexts.default)
+        self._client = False
+        self._names = context._contexts.plan.names
+        self._conn.set_accept_state()
+        return self
+
+    # -- data path ---------------------------------------------------------------
+
+    def read(self, amt: int, buffer: Buffer | None = None) -> bytes | int:
+        """Read up to `amt` bytes of decrypted data.
+
+        Reads at most one TLS record per call, so it may return fewer bytes than
+        asked for even when more are buffered; call again.
+
+        Args:
+            amt: The most bytes to return.
+            buffer: If given, data is written into it (at most `amt` bytes and never
+                more than it holds) and the count is returned.
+
+        Returns:
+            The data (or a count); `b""` (or 0) once the peer closed cleanly.
+
+        Raises:
+            WantReadError: More ciphertext is needed: feed `process_incoming`, then
+                call again. Drain `process_outgoing` as well: reading can queue
+                answers for the peer.
+            RaggedEOF: The transport ended (`process_incoming(b"")`) without
+                close_notify, after all buffered data was delivered.
+            TLSError: The connection failed (and stays failed).
+            ValueError: If `amt` is negative.
+        """
+        if self._state is _OPEN and amt > 0:
+            if buffer is None:
+                scratch = _scratch()
+                n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
+                if n > 0:
+                    if self._session_key is not None:
+                        self._store_session()
+                    return _unpack(scratch, n)  # type: ignore[no-any-return]
+            else:
+                dest = _from_buffer(buffer, require_writable=True)
+                size = len(dest)
+                n = _SSL_read(self._ssl, dest, amt if amt < size else size)
+                if n > 0:
+                    if self._session_key is not None:
+                        self._store_session()
+                    return n  # type: ignore[no-any-return]
+            return self._read_failed(n, buffer)
+        return self._read_slow(amt, buffer)
+
+    def write(self, buf: Buffer) -> int:
+        """Encrypt `buf` and queue the ciphertext for `process_outgoing`.
+
+        Returns:
+            How many bytes of `buf` were taken: all of it unless more than
+            `OUTGOING_LIMIT` bytes wait to be sent, in which case call again with
+            the rest after draining `process_outgoing`. `write(b"")` returns 0.
+
+        Raises:
+            WantWriteError: Nothing could be taken: drain `process_outgoing`, then
+                call again with the same data.
+            WantReadError: The handshake has not completed: feed
+                `process_incoming` (and drain `process_outgoing`), then call again.
+            TLSError: The connection failed, or was shut down for writing.
+        """
+        if self._state is not _OPEN:
+            return self._write_slow(buf)
+        ssl = self._ssl
+        if type(buf) is bytes:
+            length = len(buf)
+            if length <= _MAX_RECORD:
+                if length == 0:
+                    return 0
+                if _BIO_pending(self._wbio, _NULL) > OUTGOING_LIMIT:
+                    raise WantWriteError("More than OUTGOING_LIMIT bytes wait for process_outgoing")
+                n = _SSL_write(ssl, buf, length)
+                if n > 0:
+                    return n  # type: ignore[no-any-return]
+                return self._write_failed(n)
+        return self._write_many(buf)
+
+    def _write_many(self, buf: Buffer) -> int:
+        source = _from_buffer(buf)
+        length = len(source)
+        if length == 0:
+            return 0
+        ssl, wbio = self._ssl, self._wbio
+        if _BIO_pending(wbio, _NULL) > OUTGOING_LIMIT:
+            raise WantWriteError("More than OUTGOING_LIMIT bytes wait for process_outgoing")
+        written: int = 0
+        while True:
+            n = _SSL_write(ssl, source + written, length - written)
+            if n <= 0:
+                if written:
+                    return written
+                return self._write_failed(n)
+            written += int(n)
+            if written >= length or _BIO_pending(wbio, _NULL) > OUTGOING_LIMIT:
+                return written
+
+    def process_incoming(self, data_from_network: Buffer) -> None:
+        """Hand ciphertext received from the network to the TLS engine.
+
+        `process_incoming(b"")` signals that the transport reached EOF.
+
+        Raises:
+            WantReadError: More than `INCOMING_LIMIT` bytes already wait; nothing
+                was stored. Call `read` (or `do_handshake`) to consume some first.
+            TLSError: Called after EOF was signalled, or on a failed buffer.
+        """
+        if self._eof or self._state is _State.FAILED:
+            self._raise_state("process_incoming")
+        rbio = self._rbio
+        if type(data_from_network) is bytes:
+            length = len(data_from_network)
+            data: object = data_from_network
+        else:
+            data = _from_buffer(data_from_network)
+            length = len(data)  # type: ignore[arg-type]
+        if length == 0:
+            self._eof = True
+            self._conn.bio_shutdown()
+            return
+        if _BIO_pending(rbio, _NULL) > INCOMING_LIMIT:
+            raise WantReadError("More than INCOMING_LIMIT bytes wait to be read")
+        _BIO_write(rbio, data, length)
+
+    def process_outgoing(self, amount_bytes_for_network: int) -> bytes:
+        """Remove and return up to `amount_bytes_for_network` bytes of ciphertext.
+
+        Returns `b""` when nothing waits. Still works after a fatal error, so the
+        alert that explains it reaches the peer.
+        """
+        amount = amount_bytes_for_network
+        if 0 < amount <= _SCRATCH_SIZE:
+            scratch = _scratch()
+            n = _BIO_read(self._wbio, scratch, amount)
+            return _unpack(scratch, n) if n > 0 else b""
+        if amount < 0:
+            raise ValueError(f"amount_bytes_for_network must be >= 0, not {amount}")
+        if amount == 0:
+            return b""
+        chunks = []
+        while amount > 0:
+            chunk = self.process_outgoing(min(amount, _SCRATCH_SIZE))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            amount -= len(chunk)
+        return b"".join(chunks)
+
+    def incoming_bytes_buffered(self) -> int:
+        """How many bytes of ciphertext wait inside OpenSSL to be processed."""
+        return int(_BIO_pending(self._rbio, _NULL))
+
+    def outgoing_bytes_buffered(self) -> int:
+        """How many bytes of ciphertext wait to be taken by `process_outgoing`."""
+        return int(_BIO_pending(self._wbio, _NULL))
+
+    # -- handshake and shutdown -----------------------------------------------------
+
+    def do_handshake(self) -> None:
+        """Run the TLS handshake, verifying the peer's certificate and name.
+
+        Returns once the handshake is complete (and at once if it already is).
+
+        Raises:
+            WantReadError: The peer's next flight is needed: drain
+                `process_outgoing` to the network, feed what arrives to
+                `process_incoming`, then call again.
+            CertificateVerificationError: The peer's certificate failed verification.
+            TLSError: The handshake failed otherwise (and the buffer stays failed).
+        """
+        state = self._state
+        if state is not _State.HANDSHAKING:
+            if state is _State.FAILED:
+                self._raise_state("do_handshake")
+            return
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            raise WantReadError("The handshake needs more data from the peer") from None
+        except Exception as exc:
+            self._fail(exc)
+        self._handshook = True
+        self._state = _OPEN
+
+    def shutdown(self) -> None:
+        """Close the TLS connection cleanly: queue close_notify for the peer.
+
+        Returns once the peer's close_notify has also arrived.
+
+        Raises:
+            WantReadError: The peer has not closed yet. Send `process_outgoing`, then
+                `read` until it returns `b""`; `shutdown` then returns.
+            TLSError: On a failed buffer.
+        """
+        state = self._state
+        if state is _State.FAILED:
+            self._raise_state("shutdown")
+        if state is _State.CLOSED:
+            return
+        if state is not _State.SHUTDOWN_SENT:
+            try:
+                self._conn.shutdown()
+            except SSL.Error as exc:
+                self._fail(exc)
+            if state is _State.PEER_CLOSED:
+                self._state = _State.CLOSED
+                return
+            self._state = _State.SHUTDOWN_SENT
+        raise WantReadError("Waiting for the peer's close_notify: read() until it returns b''")
+
+    # -- information ---------------------------------------------------------------
+
+    @property
+    def context(self) -> OpenSSLClientContext | OpenSSLServerContext:
+        """The context this buffer was created from."""
+        return self._context
+
+    def cipher(self) -> CipherSuite | int | None:
+        """The negotiated cipher suite; a raw 16-bit id if it is not in `CipherSuite`;
+        `None` until the handshake completes."""
+        if not self._handshook:
+            return None
+        name = self._conn.get_cipher_name()
+        return cipher_from_name(name, self._names) if name is not None else None
+
+    def negotiated_protocol(self) -> NextProtocol | bytes | None:
+        """The protocol ALPN selected (a `NextProtocol`, or raw bytes for others);
+        `None` if none was, or until the handshake completes."""
+        if not self._handshook:
+            return None
+        proto = self._conn.get_alpn_proto_negotiated()
+        if not proto:
+            return None
+        try:
+            return NextProtocol(proto)
+        except ValueError:
+            return proto
+
+    @property
+    def negotiated_tls_version(self) -> TLSVersion | None:
+        """The negotiated TLS version; `None` until the handshake completes."""
+        if not self._handshook:
+            return None
+        try:
+            return TLSVersion(self._conn.get_protocol_version_name())
+        except ValueError:  # pragma: no cover - only TLS 1.2/1.3 can be negotiated
+            return None
+
+    def getpeercert(self) -> bytes | None:
+        """The DER bytes of the peer's leaf certificate, or `None` (no handshake yet,
+        or a server that did not ask for a client certificate)."""
+        if not self._handshook:
+            return None
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        cert = self._conn.get_peer_certificate(as_cryptography=True)
+        return None if cert is None else cert.public_bytes(Encoding.DER)
+
+    def __repr__(self) -> str:
+        side = "client" if self._client else "server"
+        return f"<{type(self).__name__} {side} state={self._state.value}>"
+
+    # -- slow paths --------------------------------------------------------------
+
+    def _read_slow(self, amt: int, buffer: Buffer | None) -> bytes | int:
+        if not isinstance(amt, int):
+            raise TypeError(f"amt must be an int, not {type(amt).__name__}")
+        if amt < 0:
+            raise ValueError(f"amt must be >= 0, not {amt}")
+        state = self._state
+        if state is _State.FAILED:
+            self._raise_state("read")
+        if state is _State.PEER_CLOSED or state is _State.CLOSED:
+            return 0 if buffer is not None else b""
+        if state is _State.HANDSHAKING:
+            self.do_handshake()
+        if amt == 0:
+            return 0 if buffer is not None else b""
+        dest = _scratch() if buffer is None else _from_buffer(buffer, require_writable=True)
+        size = _SCRATCH_SIZE if buffer is None else len(dest)
+        n = _SSL_read(self._ssl, dest, amt if amt < size else size)
+        if n > 0:
+            if self._session_key is not None:
+                self._store_session()
+            return _unpack(dest, n) if buffer is None else n  # type: ignore[no-any-return]
+        return self._read_failed(n, buffer)
+
+    def _read_failed(self, n: int, buffer: Buffer | None) -> bytes | int:
+        code = lib.SSL_get_error(self._ssl, n)
+        if code == _SSL_ERROR_WANT_READ:
+            raise WantReadError("More TLS data is needed from the peer")
+        if code == _SSL_ERROR_ZERO_RETURN:
+            if self._session_key is not None:
+                self._store_session()
+            self._state = (
+                _State.CLOSED if self._state is _State.SHUTDOWN_SENT else _State.PEER_CLOSED
+            )
+            return 0 if buffer is not None else b""
+        try:
+            self._conn._raise_ssl_error(self._ssl, n)
+        except Exception as exc:
+            self._fail(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_slow(self, buf: Buffer) -> int:
+        state = self._state
+        if state is _State.HANDSHAKING:
+            if not memoryview(buf).nbytes:
+                return 0
+            self.do_handshake()
+            return self.write(buf)
+        if state is _State.PEER_CLOSED:
+            return self._write_many(buf)
+        self._raise_state("write")
+
+    def _write_failed(self, n: int) -> int:
+        try:
+            self._conn._raise_ssl_error(self._ssl, n)
+        except SSL.WantReadError:
+            raise WantReadError("The peer must send data before this write can proceed") from None
+        except SSL.WantWriteError:  # pragma: no cover - memory BIOs never push back
+            raise WantWriteError("Outgoing TLS data must be sent first") from None
+        except Exception as exc:
+            self._fail(exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        error = translate(
+            exc,
+            self._conn,
+            eof=self._eof,
+            peer=self._peer,
+            handshaking=self._state is _State.HANDSHAKING,
+        )
+        if isinstance(error, (WantReadError, WantWriteError)):
+            raise error from exc
+        self._state = _State.FAILED
+        self._error = error
+        raise error from exc
+
+    def _raise_state(self, operation: str) -> NoReturn:
+        if self._state is _State.FAILED:
+            assert self._error is not None
+            raise self._error.with_traceback(None)
+        if self._eof and operation == "process_incoming":
+            raise TLSError("Cannot process_incoming after transport EOF (process_incoming(b''))")
+        raise TLSError(f"Cannot {operation} in state {self._state.value}")
+
+    def _store_session(self) -> None:
+        # TLS 1.3 tickets arrive after the handshake, ahead of the server's first
+        # data, so the first successful read is the moment to keep the session.
+        key = self._session_key
+        self._session_key = None
+        session = self._conn.get_session()
+        if session is not None and key is not None:
+            self._context._put_session(key, session)  # type: ignore[union-attr]
