@@ -1,0 +1,102 @@
+"""Shared test helpers: credential builders and the client/server buffer pair harness."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import trustme
+
+import unitls
+from unitls.openssl import OPENSSL_IMPLEMENTATION
+
+
+def signing_chain(cert: trustme.LeafCert) -> unitls.SigningChain:
+    """A unitls SigningChain (leaf + intermediates, key) from a trustme leaf, in memory."""
+    pems = [blob.bytes() for blob in cert.cert_chain_pems]
+    return unitls.SigningChain(
+        leaf=(
+            unitls.Certificate.from_buffer(pems[0]),
+            unitls.PrivateKey.from_buffer(cert.private_key_pem.bytes()),
+        ),
+        chain=[unitls.Certificate.from_buffer(p) for p in pems[1:]],
+    )
+
+
+def trust_store(ca: trustme.CA) -> unitls.TrustStore:
+    return unitls.TrustStore.from_buffer(ca.cert_pem.bytes())
+
+
+def pump(source: unitls.TLSBuffer, dest: unitls.TLSBuffer, chunk: int = 1 << 20) -> int:
+    """Move every queued byte from `source` to `dest`; return how many moved."""
+    moved = 0
+    while True:
+        data = source.process_outgoing(chunk)
+        if not data:
+            return moved
+        dest.process_incoming(data)
+        moved += len(data)
+
+
+def handshake(client: unitls.TLSBuffer, server: unitls.TLSBuffer, rounds: int = 10) -> None:
+    """Drive both buffers until both handshakes complete (errors propagate)."""
+    done = {id(client): False, id(server): False}
+    for _ in range(rounds):
+        for side in (client, server):
+            if done[id(side)]:
+                continue
+            try:
+                side.do_handshake()
+                done[id(side)] = True
+            except unitls.WantReadError:
+                pass
+        moved = pump(client, server) + pump(server, client)
+        if all(done.values()) and not moved:
+            return
+    raise AssertionError("handshake did not complete")
+
+
+@dataclasses.dataclass
+class Pair:
+    """A connected client/server buffer pair."""
+
+    client: unitls.TLSBuffer
+    server: unitls.TLSBuffer
+
+    def c2s(self, data: bytes) -> bytes:
+        """Write on the client, deliver, read everything on the server."""
+        return _transfer(self.client, self.server, data)
+
+    def s2c(self, data: bytes) -> bytes:
+        return _transfer(self.server, self.client, data)
+
+
+def _transfer(writer: unitls.TLSBuffer, reader: unitls.TLSBuffer, data: bytes) -> bytes:
+    view = memoryview(data)
+    received = bytearray()
+    while view:
+        n = writer.write(view)
+        view = view[n:]
+        pump(writer, reader)
+        while True:
+            try:
+                chunk = reader.read(65536)
+            except unitls.WantReadError:
+                break
+            assert isinstance(chunk, bytes)
+            if not chunk:
+                break
+            received += chunk
+        pump(reader, writer)
+    return bytes(received)
+
+
+def make_pair(
+    client_config: unitls.TLSClientConfiguration,
+    server_config: unitls.TLSServerConfiguration,
+    server_hostname: str = "localhost",
+    implementation: unitls.TLSImplementation = OPENSSL_IMPLEMENTATION,  # type: ignore[type-arg]
+) -> Pair:
+    client = implementation.client_context(client_config).create_buffer(server_hostname)
+    server = implementation.server_context(server_config).create_buffer()
+    handshake(client, server)
+    return Pair(client, server)
