@@ -383,9 +383,17 @@ class OpenSSLClientContext:
             )
         return OpenSSLTLSBuffer._create_client(self, server_hostname)
 
-    def connect(self, address: tuple[str | None, int]) -> OpenSSLTLSSocket:
+    def connect(
+        self, address: tuple[str | None, int], *, timeout: float | None = None
+    ) -> OpenSSLTLSSocket:
         """Open a TCP connection to `address`, complete the TLS handshake and return
         the socket. The host part of `address` is the name verified.
+
+        Args:
+            address: `(host, port)`; host is a DNS name or an IP literal.
+            timeout: An extension of the PEP: bounds the TCP connect and each wait
+                during the handshake, then becomes the socket's timeout. `None`
+                (default) uses `socket.getdefaulttimeout()`, normally blocking.
 
         Raises:
             CertificateVerificationError: If the server's certificate fails verification.
@@ -394,7 +402,7 @@ class OpenSSLClientContext:
         """
         from ._socket import OpenSSLTLSSocket
 
-        return OpenSSLTLSSocket._create_client(self, address)
+        return OpenSSLTLSSocket._create_client(self, address, timeout=timeout)
 
     # session cache ------------------------------------------------------------
 
@@ -453,14 +461,24 @@ class OpenSSLServerContext:
 
         return OpenSSLTLSBuffer._create_server(self)
 
-    def connect(self, address: tuple[str | None, int]) -> OpenSSLTLSSocket:
+    def connect(
+        self, address: tuple[str | None, int], *, timeout: float | None = None
+    ) -> OpenSSLTLSSocket:
         """Bind a listening TLS socket to `address` (IPv4 or IPv6) and return it.
 
         `accept()` on it returns sockets whose handshake is complete.
+
+        Args:
+            address: `(host, port)`; host `None` or `""` binds every IPv4 interface,
+                port 0 picks a free port (see `getsockname()`).
+            timeout: An extension of the PEP: the listening socket's timeout, which
+                also bounds each accepted client's handshake.
         """
         from ._socket import OpenSSLTLSSocket
 
-        return OpenSSLTLSSocket._create_server(self, address)
+        sock = OpenSSLTLSSocket._create_server(self, address)
+        sock.settimeout(timeout)
+        return sock
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._configuration!r}>"
