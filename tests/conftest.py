@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import trustme
-from helpers import signing_chain, trust_store
 
 import unitls
+from helpers import signing_chain, trust_store
 
 
 @pytest.fixture(autouse=True)

@@ -113,7 +113,12 @@ def test_connect_verifies_during_handshake(listener, ca):
     config = unitls.TLSClientConfiguration(
         trust_store=unitls.TrustStore.from_buffer(other.cert_pem.bytes())
     )
-    thread = _thread(lambda: pytest.raises(unitls.TLSError, listener.accept))
+
+    def serve() -> None:
+        with pytest.raises(unitls.TLSError):
+            listener.accept()
+
+    thread = _thread(serve)
     with pytest.raises(unitls.CertificateVerificationError) as info:
         OPENSSL_IMPLEMENTATION.client_context(config).connect(("localhost", _port(listener)))
     assert info.value.verify_code in (19, 20)

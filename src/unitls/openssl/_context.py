@@ -129,10 +129,7 @@ def _apply_trust(ctx: SSL.Context, trust: TrustStore, field: str) -> None:
             )
         ctx.set_default_verify_paths()
         return
-    certs = _load_certificates(trust, field)
-    if not certs:
-        raise ConfigurationError(f"{field}: no certificates found")
-    for cert in certs:
+    for cert in _load_certificates(trust, field):
         try:
             store.add_cert(crypto.X509.from_cryptography(cert))
         except crypto.Error as exc:  # duplicates are harmless; anything else is not
