@@ -496,7 +496,7 @@ class OpenSSLTLSBuffer:
             self._conn._raise_ssl_error(self._ssl, n)
         except Exception as exc:
             self._fail(exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        self._fail(TLSError(f"OpenSSL failed a read without an error (code {code})"))
 
     def _write_slow(self, buf: Buffer) -> int:
         state = self._state
@@ -518,7 +518,7 @@ class OpenSSLTLSBuffer:
             raise WantWriteError("Outgoing TLS data must be sent first") from None
         except Exception as exc:
             self._fail(exc)
-        raise AssertionError("unreachable")  # pragma: no cover
+        self._fail(TLSError(f"OpenSSL failed a write without an error (result {n})"))
 
     def _fail(self, exc: BaseException) -> NoReturn:
         error = translate(

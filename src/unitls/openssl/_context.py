@@ -325,6 +325,7 @@ class OpenSSLClientContext:
         "_configuration",
         "_plan",
         "_sessions",
+        "_sessions_lock",
         "_ssl_context",
         "_verify",
     )
@@ -354,6 +355,7 @@ class OpenSSLClientContext:
         self._check_hostname = check_hostname
         self._ssl_context, self._plan = build_client_context(configuration, verify=verify)
         self._sessions: OrderedDict[str, SSL.Session] = OrderedDict()
+        self._sessions_lock = threading.Lock()
 
     @property
     def configuration(self) -> TLSClientConfiguration:
@@ -408,10 +410,11 @@ class OpenSSLClientContext:
 
     def _put_session(self, key: str, session: SSL.Session) -> None:
         sessions = self._sessions
-        sessions[key] = session
-        sessions.move_to_end(key)
-        while len(sessions) > SESSION_CACHE_SIZE:
-            sessions.popitem(last=False)
+        with self._sessions_lock:  # contexts are shared between threads
+            sessions[key] = session
+            sessions.move_to_end(key)
+            while len(sessions) > SESSION_CACHE_SIZE:
+                sessions.popitem(last=False)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._configuration!r}>"
