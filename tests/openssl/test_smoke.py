@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from helpers import make_pair
-
 import unitls
+from helpers import make_pair
 
 
 def test_in_memory_round_trip(client_config, server_config):

@@ -182,10 +182,10 @@ class OpenSSLTLSBuffer:
             peer = parse_server_hostname(server_hostname)
             self._peer = peer
             expect_peer(conn, peer, check_name=check_name and context._check_hostname)
-            session = context._get_session(server_hostname)
+            session = context._get_session(peer.key)
             if session is not None:
                 conn.set_session(session)
-            self._session_key = server_hostname
+            self._session_key = peer.key
         conn.set_connect_state()
         return self
 

@@ -23,6 +23,7 @@ from .._credentials import Certificate, PrivateKey, SigningChain, TrustStore
 from .._enums import NextProtocol
 from .._errors import ConfigurationError
 from ._ciphers import CipherPlan, plan_ciphers
+from ._errors import describe
 from ._lowlevel import lib
 
 if TYPE_CHECKING:
@@ -150,9 +151,15 @@ def _apply_chain(ctx: SSL.Context, chain: SigningChain, field: str) -> x509.Cert
         ctx.use_privatekey(key)  # type: ignore[arg-type]
         ctx.check_privatekey()
     except (SSL.Error, TypeError) as exc:
-        raise ConfigurationError(
-            f"{field}: the private key does not match the certificate"
-        ) from exc
+        reason = describe(exc)
+        if isinstance(exc, TypeError):
+            message = f"unsupported key type ({exc})"
+        elif "mismatch" in reason:
+            message = "the private key does not match the certificate"
+        else:
+            # e.g. "ee key too small": the security level refuses weak keys and digests
+            message = f"OpenSSL refuses this certificate or key: {reason}"
+        raise ConfigurationError(f"{field}: {message}") from exc
     for i, source in enumerate(chain.chain):
         ctx.add_extra_chain_cert(_load_certificate(source, f"{field} chain[{i}]"))
     return leaf

@@ -67,5 +67,5 @@ def translate(
         if eof and (isinstance(exc, SSL.SysCallError) or "unexpected eof" in reason.lower()):
             where = "during the handshake" if handshaking else "before TLS close_notify"
             return RaggedEOF(f"The peer's transport closed {where} (ragged EOF)")
-        return TLSError(reason[:1].upper() + reason[1:])
+        return TLSError(f"{'Handshake' if handshaking else 'Connection'} failed: {reason}")
     return TLSError(f"Unexpected error from OpenSSL: {exc!r}")

@@ -37,6 +37,14 @@ class PeerName:
     #: Packed IP address for the IP check, or `None` for DNS names.
     ip: bytes | None
 
+    @property
+    def key(self) -> str:
+        """A canonical form, for caches keyed by server (e.g. sessions)."""
+        if self.dns is not None:
+            return self.dns.decode("ascii")
+        assert self.ip is not None
+        return str(ipaddress.ip_address(self.ip))
+
 
 def parse_server_hostname(server_hostname: object) -> PeerName:
     """Validate a server hostname (DNS name or IP literal) and normalise it.
@@ -66,7 +74,7 @@ def parse_server_hostname(server_hostname: object) -> PeerName:
     if not stripped or ".." in stripped:
         raise ValueError(f"server_hostname {name!r} has an empty label")
     try:
-        dns = stripped.encode("ascii").lower() if stripped.isascii() else stripped.encode("idna")
+        dns = stripped.lower().encode("ascii" if stripped.isascii() else "idna")
     except UnicodeError as exc:
         raise ValueError(f"server_hostname {name!r} is not a valid IDNA hostname") from exc
     if len(dns) > 253:
