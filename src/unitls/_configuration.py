@@ -16,6 +16,16 @@ from ._enums import CipherSuite, NextProtocol, TLSVersion
 
 __all__ = ["TLSClientConfiguration", "TLSServerConfiguration"]
 
+# The constructor's parameters, in order (also the order of `_key()`).
+_FIELDS = (
+    "certificate_chain",
+    "ciphers",
+    "inner_protocols",
+    "lowest_supported_version",
+    "highest_supported_version",
+    "trust_store",
+)
+
 # Open-ended members sort outside the concrete versions.
 _VERSION_ORDER = {
     TLSVersion.MINIMUM_SUPPORTED: 0,
@@ -180,8 +190,7 @@ class _Configuration:
 
     def __repr__(self) -> str:
         fields = ", ".join(
-            f"{name.lstrip('_')}={value!r}"
-            for name, value in zip(_Configuration.__slots__, self._key(), strict=True)
+            f"{name}={value!r}" for name, value in zip(_FIELDS, self._key(), strict=True)
         )
         return f"{type(self).__name__}({fields})"
 
@@ -288,7 +297,7 @@ class TLSServerConfiguration(_Configuration):
         """
         chains: tuple[SigningChain, ...] | None = None
         if certificate_chain is not None:
-            if isinstance(certificate_chain, SigningChain) or not isinstance(
+            if isinstance(certificate_chain, (SigningChain, str, bytes)) or not isinstance(
                 certificate_chain, Sequence
             ):
                 raise TypeError(
