@@ -90,12 +90,17 @@ _OPEN = _State.OPEN
 _local = threading.local()
 
 
-def _scratch() -> Any:
+def _new_scratch() -> Any:
+    _local.scratch = ffi.new("char[]", _SCRATCH_SIZE)
+    return _local.scratch
+
+
+def _writable(buffer: Buffer) -> Any:
+    """The caller's buffer as cffi memory, or `TypeError` as `socket.recv_into` says."""
     try:
-        return _local.scratch
-    except AttributeError:
-        _local.scratch = ffi.new("char[]", _SCRATCH_SIZE)
-        return _local.scratch
+        return _from_buffer(buffer, require_writable=True)
+    except BufferError as exc:  # read-only or not contiguous
+        raise TypeError(f"read() needs a writable, contiguous buffer: {exc}") from None
 
 
 class OpenSSLTLSBuffer:
@@ -118,6 +123,7 @@ class OpenSSLTLSBuffer:
         "_names",
         "_peer",
         "_rbio",
+        "_renew_bios",
         "_session_key",
         "_ssl",
         "_state",
@@ -138,6 +144,7 @@ class OpenSSLTLSBuffer:
     _names: dict[str, int]
     _client: bool
     _handshook: bool
+    _renew_bios: bool
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         """Not for users: buffers come from a context's `create_buffer()`."""
@@ -164,6 +171,7 @@ class OpenSSLTLSBuffer:
         self._peer = None
         self._session_key = None
         self._handshook = False
+        self._renew_bios = False
         return self
 
     @classmethod
@@ -223,23 +231,33 @@ class OpenSSLTLSBuffer:
             ValueError: If `amt` is negative.
         """
         if self._state is _OPEN and amt > 0:
-            if buffer is None:
-                scratch = _scratch()
-                n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
-                if n > 0:
-                    if self._session_key is not None:
-                        self._store_session()
-                    return _unpack(scratch, n)  # type: ignore[no-any-return]
-            else:
-                dest = _from_buffer(buffer, require_writable=True)
-                size = len(dest)
-                n = _SSL_read(self._ssl, dest, amt if amt < size else size)
-                if n > 0:
-                    if self._session_key is not None:
-                        self._store_session()
-                    return n  # type: ignore[no-any-return]
-            return self._read_failed(n, buffer)
+            if buffer is not None:
+                return self._read_into(amt, buffer)
+            try:
+                scratch = _local.scratch
+            except AttributeError:
+                scratch = _new_scratch()
+            n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
+            if n > 0:
+                if self._session_key is not None:
+                    self._store_session()
+                return _unpack(scratch, n)  # type: ignore[no-any-return]
+            return self._read_failed(n, None)
         return self._read_slow(amt, buffer)
+
+    def _read_into(self, amt: int, buffer: Buffer) -> int:
+        dest = _writable(buffer)
+        size = len(dest)
+        if amt > size:
+            amt = size
+        if amt == 0:  # SSL_read(…, 0) would read as an EOF
+            return 0
+        n = _SSL_read(self._ssl, dest, amt)
+        if n > 0:
+            if self._session_key is not None:
+                self._store_session()
+            return n  # type: ignore[no-any-return]
+        return self._read_failed(n, buffer)  # type: ignore[return-value]
 
     def write(self, buf: Buffer) -> int:
         """Encrypt `buf` and queue the ciphertext for `process_outgoing`.
@@ -326,8 +344,15 @@ class OpenSSLTLSBuffer:
         """
         amount = amount_bytes_for_network
         if 0 < amount <= _SCRATCH_SIZE:
-            scratch = _scratch()
+            try:
+                scratch = _local.scratch
+            except AttributeError:
+                scratch = _new_scratch()
             n = _BIO_read(self._wbio, scratch, amount)
+            if n == amount:
+                return _unpack(scratch, n)  # type: ignore[no-any-return]
+            if self._renew_bios:  # drained: see _renew_bios_if_idle
+                self._renew_bios_if_idle()
             return _unpack(scratch, n) if n > 0 else b""
         if amount < 0:
             raise ValueError(f"amount_bytes_for_network must be >= 0, not {amount}")
@@ -369,13 +394,18 @@ class OpenSSLTLSBuffer:
             if state is _State.FAILED:
                 self._raise_state("do_handshake")
             return
-        try:
-            self._conn.do_handshake()
-        except SSL.WantReadError:
-            raise WantReadError("The handshake needs more data from the peer") from None
-        except Exception as exc:
-            self._fail(exc)
+        ssl = self._ssl
+        result = lib.SSL_do_handshake(ssl)
+        if result != 1:
+            if lib.SSL_get_error(ssl, result) == _SSL_ERROR_WANT_READ:
+                raise WantReadError("The handshake needs more data from the peer")
+            try:
+                self._conn._raise_ssl_error(ssl, result)
+            except Exception as exc:
+                self._fail(exc)
+            self._fail(TLSError(f"OpenSSL failed the handshake without an error ({result})"))
         self._handshook = True
+        self._renew_bios = True
         self._state = _OPEN
 
     def shutdown(self) -> None:
@@ -393,6 +423,10 @@ class OpenSSLTLSBuffer:
             self._raise_state("shutdown")
         if state is _State.CLOSED:
             return
+        if state is _State.HANDSHAKING:
+            raise TLSError(
+                "Cannot shutdown in state handshaking: complete or abandon the handshake"
+            )
         if state is not _State.SHUTDOWN_SENT:
             try:
                 self._conn.shutdown()
@@ -470,16 +504,19 @@ class OpenSSLTLSBuffer:
             return 0 if buffer is not None else b""
         if state is _State.HANDSHAKING:
             self.do_handshake()
+        if buffer is not None:
+            return self._read_into(amt, buffer)
         if amt == 0:
-            return 0 if buffer is not None else b""
-        dest = _scratch() if buffer is None else _from_buffer(buffer, require_writable=True)
-        size = _SCRATCH_SIZE if buffer is None else len(dest)
-        n = _SSL_read(self._ssl, dest, amt if amt < size else size)
+            return b""
+        # The same read as read()'s inlined fast path, for the other live states.
+        try:
+            scratch = _local.scratch
+        except AttributeError:
+            scratch = _new_scratch()
+        n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
         if n > 0:
-            if self._session_key is not None:
-                self._store_session()
-            return _unpack(dest, n) if buffer is None else n  # type: ignore[no-any-return]
-        return self._read_failed(n, buffer)
+            return _unpack(scratch, n)  # type: ignore[no-any-return]
+        return self._read_failed(n, None)
 
     def _read_failed(self, n: int, buffer: Buffer | None) -> bytes | int:
         code = lib.SSL_get_error(self._ssl, n)
@@ -541,6 +578,23 @@ class OpenSSLTLSBuffer:
         if self._eof and operation == "process_incoming":
             raise TLSError("Cannot process_incoming after transport EOF (process_incoming(b''))")
         raise TLSError(f"Cannot {operation} in state {self._state.value}")
+
+    def _renew_bios_if_idle(self) -> None:
+        # An OpenSSL memory BIO never gives back what it grew to: after the
+        # handshake both would keep several KiB per idle connection. Once the
+        # caller has drained the handshake's output and nothing waits to be read,
+        # swap in fresh, empty BIOs (SSL_set_bio frees the old ones). Once only.
+        if _BIO_pending(self._rbio, _NULL) or self._eof:
+            return
+        self._renew_bios = False
+        rbio = lib.BIO_new(lib.BIO_s_mem())
+        wbio = lib.BIO_new(lib.BIO_s_mem())
+        if rbio == _NULL or wbio == _NULL:  # pragma: no cover - allocation failure
+            return
+        lib.SSL_set_bio(self._ssl, rbio, wbio)
+        conn = self._conn
+        conn._into_ssl = self._rbio = rbio  # pyOpenSSL's bio_* methods use these
+        conn._from_ssl = self._wbio = wbio
 
     def _store_session(self) -> None:
         # TLS 1.3 tickets arrive after the handshake, ahead of the server's first

@@ -11,7 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,13 +22,11 @@ from .._configuration import TLSClientConfiguration, TLSServerConfiguration
 from .._credentials import Certificate, PrivateKey, SigningChain, TrustStore
 from .._enums import NextProtocol
 from .._errors import ConfigurationError
+from ._buffer import OpenSSLTLSBuffer
 from ._ciphers import CipherPlan, plan_ciphers
 from ._errors import describe
 from ._lowlevel import lib
-
-if TYPE_CHECKING:
-    from ._buffer import OpenSSLTLSBuffer
-    from ._socket import OpenSSLTLSSocket
+from ._socket import OpenSSLTLSSocket
 
 __all__ = [
     "OpenSSLClientContext",
@@ -220,7 +218,9 @@ def build_client_context(
         _apply_chain(ctx, config.certificate_chain, "certificate_chain")
     if config.inner_protocols:
         ctx.set_alpn_protos(_alpn_wire(config.inner_protocols))
-    ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
+    # unitls keeps the sessions it resumes itself (per server name, bounded);
+    # OpenSSL's internal store would also hold every ticket of every connection.
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT | SSL.SESS_CACHE_NO_INTERNAL_STORE)
     return ctx, plan
 
 
@@ -380,8 +380,6 @@ class OpenSSLClientContext:
             ValueError: If `server_hostname` is `None`, empty or malformed.
             TypeError: If it is not a `str`.
         """
-        from ._buffer import OpenSSLTLSBuffer
-
         if server_hostname is None:
             raise ValueError(
                 "server_hostname is required: certificate verification needs the name to "
@@ -406,8 +404,6 @@ class OpenSSLClientContext:
             TLSError: If the handshake fails otherwise.
             OSError: If the TCP connection fails (including timeouts).
         """
-        from ._socket import OpenSSLTLSSocket
-
         return OpenSSLTLSSocket._create_client(self, address, timeout=timeout)
 
     # session cache ------------------------------------------------------------
@@ -464,8 +460,6 @@ class OpenSSLServerContext:
 
     def create_buffer(self) -> OpenSSLTLSBuffer:
         """Create an in-memory server connection."""
-        from ._buffer import OpenSSLTLSBuffer
-
         return OpenSSLTLSBuffer._create_server(self)
 
     def connect(
@@ -481,8 +475,6 @@ class OpenSSLServerContext:
             timeout: An extension of the PEP: the listening socket's timeout, which
                 also bounds each accepted client's handshake.
         """
-        from ._socket import OpenSSLTLSSocket
-
         sock = OpenSSLTLSSocket._create_server(self, address)
         sock.settimeout(timeout)
         return sock

@@ -9,6 +9,7 @@ subject-CN fallback disabled (RFC 6125 / RFC 9525).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -46,28 +47,22 @@ class PeerName:
         return str(ipaddress.ip_address(self.ip))
 
 
-def parse_server_hostname(server_hostname: object) -> PeerName:
-    """Validate a server hostname (DNS name or IP literal) and normalise it.
-
-    Raises:
-        TypeError: If it is not a `str`.
-        ValueError: If it is empty, contains NUL or whitespace, starts with a dot,
-            or is not valid IDNA.
-    """
-    if not isinstance(server_hostname, str):
-        raise TypeError(f"server_hostname must be a str, not {type(server_hostname).__name__}")
-    name = server_hostname
+@functools.lru_cache(maxsize=1024)
+def _parse(name: str) -> PeerName:
     if not name:
         raise ValueError("server_hostname must not be empty")
     if "\x00" in name or any(c.isspace() for c in name):
         raise ValueError(f"server_hostname {name!r} contains NUL or whitespace")
-    candidate = name[1:-1] if name.startswith("[") and name.endswith("]") else name
-    try:
-        address = ipaddress.ip_address(candidate)
-    except ValueError:
-        pass
-    else:
-        return PeerName(text=name, dns=None, ip=address.packed)
+    # Only names with a colon (IPv6) or a final digit (IPv4) can be IP literals;
+    # skipping ipaddress for the rest keeps create_buffer() cheap.
+    if ":" in name or name[-1:].isdigit() or name.endswith("]"):
+        candidate = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+        try:
+            address = ipaddress.ip_address(candidate)
+        except ValueError:
+            pass
+        else:
+            return PeerName(text=name, dns=None, ip=address.packed)
     if name.startswith("."):
         raise ValueError(f"server_hostname {name!r} starts with a dot")
     stripped = name[:-1] if name.endswith(".") else name
@@ -80,6 +75,19 @@ def parse_server_hostname(server_hostname: object) -> PeerName:
     if len(dns) > 253:
         raise ValueError(f"server_hostname {name!r} is longer than 253 characters")
     return PeerName(text=name, dns=dns, ip=None)
+
+
+def parse_server_hostname(server_hostname: object) -> PeerName:
+    """Validate a server hostname (DNS name or IP literal) and normalise it.
+
+    Raises:
+        TypeError: If it is not a `str`.
+        ValueError: If it is empty, contains NUL or whitespace, starts with a dot,
+            or is not valid IDNA.
+    """
+    if not isinstance(server_hostname, str):
+        raise TypeError(f"server_hostname must be a str, not {type(server_hostname).__name__}")
+    return _parse(server_hostname)
 
 
 def expect_peer(conn: SSL.Connection, peer: PeerName, *, check_name: bool = True) -> None:
