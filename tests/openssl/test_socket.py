@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 import unitls
+from helpers import signing_chain
 from unitls.openssl import OPENSSL_IMPLEMENTATION, OpenSSLTLSSocket
 from unitls.openssl import _socket as socket_module
 
@@ -375,3 +378,109 @@ def test_closed_socket_refuses_io(listener, client_config):
         client.send(b"x")
     assert "closed" in repr(client)
     join_clean(thread)
+
+
+def test_non_blocking_listener_and_lazy_handshake(server_config, client_config):
+    listener = OPENSSL_IMPLEMENTATION.server_context(server_config).connect(
+        ("127.0.0.1", 0), timeout=0.0
+    )
+    listener.listen(4)
+    with pytest.raises(unitls.WantReadError):
+        listener.accept()  # nobody is waiting
+    result: dict[str, object] = {}
+
+    def client() -> None:
+        sock = OPENSSL_IMPLEMENTATION.client_context(client_config).connect(
+            ("localhost", _port(listener)), timeout=5
+        )
+        buf = bytearray(32)
+        n = sock.recv_into(buf)
+        result["data"] = bytes(buf[:n])
+        sock.close()
+
+    thread = _thread(client)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            conn, _ = listener.accept()
+            break
+        except unitls.WantReadError:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert conn.gettimeout() == 0.0
+    assert conn.negotiated_tls_version is None  # the handshake has not run yet
+    while True:
+        try:
+            conn.do_handshake()
+            break
+        except unitls.WantReadError:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert conn.negotiated_tls_version is unitls.TLSVersion.TLSv1_3
+    conn.setblocking(True)
+    assert conn.gettimeout() is None
+    conn.sendall(b"lazy")
+    conn.close()
+    join_clean(thread)
+    assert result["data"] == b"lazy"
+    listener.close()
+    with pytest.raises(OSError, match="listening"):
+        listener.accept()
+
+
+def test_close_after_a_failed_connection_and_context_manager(client_config, server_cert):
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(sctx)
+    raw = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = raw.accept()
+        tls = sctx.wrap_socket(conn, server_side=True)
+        tls.sendall(b"x")
+        tls.shutdown(socket.SHUT_RDWR)
+        tls.close()
+
+    thread = _thread(serve)
+    try:
+        ctx = OPENSSL_IMPLEMENTATION.client_context(client_config)
+        with ctx.connect(("127.0.0.1", raw.getsockname()[1]), timeout=5) as sock:
+            assert sock.recv(10) == b"x"
+            with pytest.raises(unitls.RaggedEOF):
+                sock.recv(10)
+            with pytest.raises(unitls.RaggedEOF):  # the failure is sticky
+                sock.recv(10)
+        assert sock.fileno() == -1  # __exit__ closed it, without hanging
+    finally:
+        join_clean(thread)
+        raw.close()
+
+
+def test_accepted_socket_carries_client_certificate(ca, server_chain, client_config):
+    client_leaf = ca.issue_cert("client@example.test")
+    server_config = unitls.TLSServerConfiguration(
+        certificate_chain=[server_chain], trust_store=client_config.trust_store
+    )
+    listener = OPENSSL_IMPLEMENTATION.server_context(server_config).connect(
+        ("127.0.0.1", 0), timeout=5
+    )
+    seen: dict[str, object] = {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        seen["cert"] = conn.getpeercert()  # available right after accept()
+        conn.sendall(b"ok")
+        conn.close()
+
+    thread = _thread(serve)
+    config = unitls.TLSClientConfiguration(
+        trust_store=client_config.trust_store, certificate_chain=signing_chain(client_leaf)
+    )
+    sock = OPENSSL_IMPLEMENTATION.client_context(config).connect(
+        ("localhost", _port(listener)), timeout=5
+    )
+    assert sock.recv(2) == b"ok"
+    sock.close()
+    join_clean(thread)
+    listener.close()
+    expected = x509.load_pem_x509_certificate(client_leaf.cert_chain_pems[0].bytes())
+    assert seen["cert"] == expected.public_bytes(Encoding.DER)
