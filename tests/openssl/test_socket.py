@@ -484,3 +484,65 @@ def test_accepted_socket_carries_client_certificate(ca, server_chain, client_con
     listener.close()
     expected = x509.load_pem_x509_certificate(client_leaf.cert_chain_pems[0].bytes())
     assert seen["cert"] == expected.public_bytes(Encoding.DER)
+
+
+def test_non_blocking_send_keeps_what_the_kernel_refused(listener, client_config):
+    """Back-pressure from a peer that does not read: WantWriteError, never lost bytes."""
+    payload = bytes(range(256)) * (128 * 1024)  # 32 MiB, beyond any loopback socket buffers
+    start_reading = threading.Event()
+    received = bytearray()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        start_reading.wait(10)
+        while len(received) < len(payload):
+            chunk = conn.recv(65536)
+            assert chunk
+            received.extend(chunk)
+        conn.close(force=True)
+
+    thread = _thread(serve)
+    client = OPENSSL_IMPLEMENTATION.client_context(client_config).connect(
+        ("localhost", _port(listener)), timeout=5
+    )
+    client.setblocking(False)
+    view = memoryview(payload)
+    blocked = 0
+    deadline = time.monotonic() + 20
+    while view:
+        assert time.monotonic() < deadline
+        try:
+            view = view[client.send(view[:65536]) :]
+        except unitls.WantWriteError:
+            blocked += 1
+            start_reading.set()
+            time.sleep(0.005)
+    while client._pending:  # the last ciphertext the kernel refused goes out on the next call
+        try:
+            client.send(b"")
+        except unitls.WantWriteError:
+            time.sleep(0.005)
+        assert time.monotonic() < deadline
+    join_clean(thread, timeout=20)
+    assert blocked > 0
+    assert bytes(received) == payload
+    client.close(force=True)
+
+
+def test_listener_on_all_interfaces(server_config, client_config):
+    listener = OPENSSL_IMPLEMENTATION.server_context(server_config).connect((None, 0), timeout=5)
+    assert listener.getsockname()[0] == "0.0.0.0"
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.sendall(b"any")
+        conn.close()
+
+    thread = _thread(serve)
+    sock = OPENSSL_IMPLEMENTATION.client_context(client_config).connect(
+        ("127.0.0.1", _port(listener)), timeout=5
+    )
+    assert sock.recv(3) == b"any"
+    sock.close()
+    join_clean(thread)
+    listener.close()

@@ -123,7 +123,6 @@ class OpenSSLTLSBuffer:
         "_names",
         "_peer",
         "_rbio",
-        "_renew_bios",
         "_session_key",
         "_ssl",
         "_state",
@@ -144,7 +143,6 @@ class OpenSSLTLSBuffer:
     _names: dict[str, int]
     _client: bool
     _handshook: bool
-    _renew_bios: bool
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         """Not for users: buffers come from a context's `create_buffer()`."""
@@ -171,7 +169,6 @@ class OpenSSLTLSBuffer:
         self._peer = None
         self._session_key = None
         self._handshook = False
-        self._renew_bios = False
         return self
 
     @classmethod
@@ -349,10 +346,6 @@ class OpenSSLTLSBuffer:
             except AttributeError:
                 scratch = _new_scratch()
             n = _BIO_read(self._wbio, scratch, amount)
-            if n == amount:
-                return _unpack(scratch, n)  # type: ignore[no-any-return]
-            if self._renew_bios:  # drained: see _renew_bios_if_idle
-                self._renew_bios_if_idle()
             return _unpack(scratch, n) if n > 0 else b""
         if amount < 0:
             raise ValueError(f"amount_bytes_for_network must be >= 0, not {amount}")
@@ -405,7 +398,6 @@ class OpenSSLTLSBuffer:
                 self._fail(exc)
             self._fail(TLSError(f"OpenSSL failed the handshake without an error ({result})"))
         self._handshook = True
-        self._renew_bios = True
         self._state = _OPEN
 
     def shutdown(self) -> None:
@@ -578,23 +570,6 @@ class OpenSSLTLSBuffer:
         if self._eof and operation == "process_incoming":
             raise TLSError("Cannot process_incoming after transport EOF (process_incoming(b''))")
         raise TLSError(f"Cannot {operation} in state {self._state.value}")
-
-    def _renew_bios_if_idle(self) -> None:
-        # An OpenSSL memory BIO never gives back what it grew to: after the
-        # handshake both would keep several KiB per idle connection. Once the
-        # caller has drained the handshake's output and nothing waits to be read,
-        # swap in fresh, empty BIOs (SSL_set_bio frees the old ones). Once only.
-        if _BIO_pending(self._rbio, _NULL) or self._eof:
-            return
-        self._renew_bios = False
-        rbio = lib.BIO_new(lib.BIO_s_mem())
-        wbio = lib.BIO_new(lib.BIO_s_mem())
-        if rbio == _NULL or wbio == _NULL:  # pragma: no cover - allocation failure
-            return
-        lib.SSL_set_bio(self._ssl, rbio, wbio)
-        conn = self._conn
-        conn._into_ssl = self._rbio = rbio  # pyOpenSSL's bio_* methods use these
-        conn._from_ssl = self._wbio = wbio
 
     def _store_session(self) -> None:
         # TLS 1.3 tickets arrive after the handshake, ahead of the server's first
