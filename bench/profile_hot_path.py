@@ -363,40 +363,6 @@ def _bio_read_empty(conn: SSL.Connection) -> None:
         pass
 
 
-# -- the suggested changes, tried without editing src ------------------------------------------
-
-
-def apply_suggestions() -> None:
-    """Monkeypatch unitls in this process with the changes suggested in bench/README.md,
-    so their effect can be measured before anyone edits src (nothing is written):
-
-    1. memoize `parse_server_hostname` (a pure function of a str returning a frozen
-       PeerName): no ipaddress.ip_address() raise and no validation per handshake;
-    2. no function-level `from ._buffer import OpenSSLTLSBuffer` in the contexts'
-       `create_buffer` (the import machinery costs ~1 µs warm, ~7 µs cold).
-    """
-    import functools
-
-    from unitls.openssl import _buffer, _context
-
-    _buffer.parse_server_hostname = functools.lru_cache(maxsize=256)(  # type: ignore[assignment]
-        _verify.parse_server_hostname
-    )
-    buffer_cls = _buffer.OpenSSLTLSBuffer
-
-    def client_create_buffer(self: Any, server_hostname: str) -> Any:
-        if server_hostname is None:
-            raise ValueError("server_hostname is required")
-        return buffer_cls._create_client(self, server_hostname)
-
-    def server_create_buffer(self: Any) -> Any:
-        return buffer_cls._create_server(self)
-
-    _context.OpenSSLClientContext.create_buffer = client_create_buffer  # type: ignore[method-assign]
-    _context.OpenSSLServerContext.create_buffer = server_create_buffer  # type: ignore[method-assign]
-    print("unitls patched in memory with the suggested changes (see apply_suggestions)")
-
-
 # -- cProfile ------------------------------------------------------------------------------
 
 
@@ -424,18 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", nargs="*", help="handshake, small and/or micro (default: all)")
     parser.add_argument("--cprofile", action="store_true", help="also print cProfile tables")
     parser.add_argument("-n", type=int, default=400, help="handshakes to time (default 400)")
-    parser.add_argument(
-        "--try-suggestions",
-        action="store_true",
-        help="monkeypatch unitls with the suggested changes first (src is not edited)",
-    )
     args = parser.parse_args(argv)
     what = args.what or ["handshake", "small", "micro"]
     unknown = set(what) - {"handshake", "small", "micro"}
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
-    if args.try_suggestions:
-        apply_suggestions()
     env = bt.environment()
     print(
         f"Python {env['python']}; pyOpenSSL {env['pyopenssl']} on {env['pyopenssl_openssl']}; "
