@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import trustme
 
@@ -100,3 +102,49 @@ def make_pair(
     server = implementation.server_context(server_config).create_buffer()
     handshake(client, server)
     return Pair(client, server)
+
+
+def client_configuration(
+    ca: trustme.CA,
+    *,
+    version: unitls.TLSVersion | None = None,
+    alpn: Sequence[unitls.NextProtocol | bytes] = (),
+    cert: trustme.LeafCert | None = None,
+) -> unitls.TLSClientConfiguration:
+    """A client trusting `ca`, pinned to `version` if given, offering `alpn`, with an
+    optional client certificate."""
+    return unitls.TLSClientConfiguration(
+        certificate_chain=None if cert is None else signing_chain(cert),
+        inner_protocols=alpn,
+        lowest_supported_version=version,
+        highest_supported_version=version,
+        trust_store=trust_store(ca),
+    )
+
+
+def server_configuration(
+    *leaves: trustme.LeafCert,
+    version: unitls.TLSVersion | None = None,
+    alpn: Sequence[unitls.NextProtocol | bytes] = (),
+    client_ca: trustme.CA | None = None,
+) -> unitls.TLSServerConfiguration:
+    """A server with one signing chain per leaf (the first is the default), pinned to
+    `version` if given, accepting `alpn`, requiring client certificates from `client_ca`."""
+    return unitls.TLSServerConfiguration(
+        certificate_chain=[signing_chain(leaf) for leaf in leaves],
+        inner_protocols=alpn,
+        lowest_supported_version=version,
+        highest_supported_version=version,
+        trust_store=None if client_ca is None else trust_store(client_ca),
+    )
+
+
+def recv_exactly(sock: Any, size: int) -> bytes:
+    """Receive from a (unitls or stdlib) socket until `size` bytes or EOF."""
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)

@@ -21,7 +21,11 @@ import pytest
 import trustme
 
 import unitls
-from helpers import signing_chain, trust_store
+from helpers import (
+    client_configuration,
+    recv_exactly,
+    server_configuration,
+)
 from unitls.openssl import OpenSSLClientContext, OpenSSLServerContext, OpenSSLTLSSocket
 
 WAIT = 10.0
@@ -51,47 +55,6 @@ def printed_cert(output: bytes, heading: bytes) -> bytes:
     match = _PEM_CERT.search(output, start)
     assert match, output
     return ssl.PEM_cert_to_DER_cert(match.group().decode())
-
-
-def recv_exactly(sock: OpenSSLTLSSocket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
-
-
-def client_configuration(
-    ca: trustme.CA,
-    *,
-    version: unitls.TLSVersion | None = None,
-    alpn: list[unitls.NextProtocol | bytes] | None = None,
-    cert: trustme.LeafCert | None = None,
-) -> unitls.TLSClientConfiguration:
-    return unitls.TLSClientConfiguration(
-        certificate_chain=None if cert is None else signing_chain(cert),
-        inner_protocols=alpn,
-        lowest_supported_version=version,
-        highest_supported_version=version,
-        trust_store=trust_store(ca),
-    )
-
-
-def server_configuration(
-    *leaves: trustme.LeafCert,
-    version: unitls.TLSVersion | None = None,
-    alpn: list[unitls.NextProtocol | bytes] | None = None,
-    client_ca: trustme.CA | None = None,
-) -> unitls.TLSServerConfiguration:
-    return unitls.TLSServerConfiguration(
-        certificate_chain=[signing_chain(leaf) for leaf in leaves],
-        inner_protocols=alpn,
-        lowest_supported_version=version,
-        highest_supported_version=version,
-        trust_store=None if client_ca is None else trust_store(client_ca),
-    )
 
 
 def verify_args(pem_files: Any, name: str | None = "localhost") -> list[str]:

@@ -18,7 +18,11 @@ import trustme
 from cryptography import x509
 
 import unitls
-from helpers import signing_chain, trust_store
+from helpers import (
+    client_configuration,
+    recv_exactly,
+    server_configuration,
+)
 from unitls.openssl import OpenSSLClientContext, OpenSSLServerContext, OpenSSLTLSSocket
 
 WAIT = 10.0
@@ -85,47 +89,6 @@ def stdlib_server_context(
     if version is not None:
         context.minimum_version = context.maximum_version = STDLIB_VERSION[version]
     return context
-
-
-def client_configuration(
-    ca: trustme.CA,
-    *,
-    version: unitls.TLSVersion | None = None,
-    alpn: Sequence[unitls.NextProtocol | bytes] = (),
-    cert: trustme.LeafCert | None = None,
-) -> unitls.TLSClientConfiguration:
-    return unitls.TLSClientConfiguration(
-        certificate_chain=None if cert is None else signing_chain(cert),
-        inner_protocols=alpn,
-        lowest_supported_version=version,
-        highest_supported_version=version,
-        trust_store=trust_store(ca),
-    )
-
-
-def server_configuration(
-    *leaves: trustme.LeafCert,
-    version: unitls.TLSVersion | None = None,
-    alpn: Sequence[unitls.NextProtocol | bytes] = (),
-    client_ca: trustme.CA | None = None,
-) -> unitls.TLSServerConfiguration:
-    return unitls.TLSServerConfiguration(
-        certificate_chain=[signing_chain(leaf) for leaf in leaves],
-        inner_protocols=alpn,
-        lowest_supported_version=version,
-        highest_supported_version=version,
-        trust_store=None if client_ca is None else trust_store(client_ca),
-    )
-
-
-def recv_exactly(sock: OpenSSLTLSSocket | ssl.SSLSocket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
 
 
 def listen(config: unitls.TLSServerConfiguration, host: str = "127.0.0.1") -> OpenSSLTLSSocket:

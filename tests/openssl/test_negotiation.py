@@ -18,11 +18,10 @@ import pytest
 import trustme
 
 import unitls
-from helpers import Pair, handshake, pump, signing_chain, trust_store
+from helpers import Pair, handshake, pump, recv_exactly, signing_chain, trust_store
 from unitls.openssl import (
     OpenSSLClientContext,
     OpenSSLServerContext,
-    OpenSSLTLSSocket,
     validate_config,
 )
 
@@ -73,16 +72,6 @@ def suite_id(suite: int) -> str:
         return CS(suite).name
     except ValueError:
         return f"0x{suite:04X}"
-
-
-def recv_exactly(sock: OpenSSLTLSSocket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
 
 
 def make_pair(client: OpenSSLClientContext, server: OpenSSLServerContext) -> Pair:
