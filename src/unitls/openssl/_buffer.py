@@ -29,6 +29,7 @@ import enum
 import threading
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 from typing_extensions import Buffer
 
@@ -473,8 +474,6 @@ class OpenSSLTLSBuffer:
         or a server that did not ask for a client certificate)."""
         if not self._handshook:
             return None
-        from cryptography.hazmat.primitives.serialization import Encoding
-
         cert = self._conn.get_peer_certificate(as_cryptography=True)
         return None if cert is None else cert.public_bytes(Encoding.DER)
 
