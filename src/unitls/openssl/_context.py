@@ -323,7 +323,10 @@ class OpenSSLClientContext:
 
     One OpenSSL context is built at construction and shared by every buffer and
     socket (and thread) that this object creates. Sessions are cached per server
-    name and resumed by later connections from the same context.
+    name (up to `SESSION_CACHE_SIZE` names) and resumed by later connections from
+    the same context. A session is kept once the connection has read data (TLS 1.3
+    tickets arrive after the handshake); OpenSSL refuses to resume a session whose
+    connection was dropped without a clean `shutdown()`/`close()`.
     """
 
     __slots__ = (
