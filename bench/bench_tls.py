@@ -102,6 +102,30 @@ class BenchError(RuntimeError):
     """A correctness check failed: the numbers of this run are meaningless."""
 
 
+def _data_loop(
+    write: Callable[[bytes], int],
+    drain: Callable[[int], bytes],
+    feed: Callable[[bytes], Any],
+    read: Callable[[int], bytes],
+    writes: int,
+    block: bytes,
+) -> tuple[float, int, bytes]:
+    """The timed data loop, one for all three stacks so they run the very same code:
+    each write is drained, fed to the peer and read before the next one."""
+    sent = got = 0
+    chunk = b""
+    t0 = time.perf_counter()
+    for _ in range(writes):
+        sent += write(block)
+        feed(drain(DRAIN))
+        while got < sent:
+            chunk = read(READ)
+            if not chunk:
+                raise BenchError("unexpected EOF")
+            got += len(chunk)
+    return time.perf_counter() - t0, got, chunk
+
+
 # -- credentials ---------------------------------------------------------------------
 
 
@@ -185,19 +209,7 @@ class Stdlib:
         return ep[0].version(), ep[0].cipher()[0], None
 
     def bulk(self, c: Any, s: Any, writes: int, block: bytes) -> tuple[float, int, bytes]:
-        write, drain, feed, read = c[0].write, c[2].read, s[1].write, s[0].read
-        sent = got = 0
-        chunk = b""
-        t0 = time.perf_counter()
-        for _ in range(writes):
-            sent += write(block)
-            feed(drain(DRAIN))
-            while got < sent:
-                chunk = read(READ)
-                if not chunk:
-                    raise BenchError("unexpected EOF")
-                got += len(chunk)
-        return time.perf_counter() - t0, got, chunk
+        return _data_loop(c[0].write, c[2].read, s[1].write, s[0].read, writes, block)
 
     def handshakes(self, n: int) -> tuple[float, Any]:
         cctx, sctx = self.client_ctx, self.server_ctx
@@ -314,19 +326,7 @@ class PyOpenSSL:
         return ep.get_protocol_version_name(), ep.get_cipher_name(), ep.get_group_name()
 
     def bulk(self, c: Any, s: Any, writes: int, block: bytes) -> tuple[float, int, bytes]:
-        write, drain, feed, read = c.send, c.bio_read, s.bio_write, s.recv
-        sent = got = 0
-        chunk = b""
-        t0 = time.perf_counter()
-        for _ in range(writes):
-            sent += write(block)
-            feed(drain(DRAIN))
-            while got < sent:
-                chunk = read(READ)
-                if not chunk:
-                    raise BenchError("unexpected EOF")
-                got += len(chunk)
-        return time.perf_counter() - t0, got, chunk
+        return _data_loop(c.send, c.bio_read, s.bio_write, s.recv, writes, block)
 
     def handshakes(self, n: int) -> tuple[float, Any]:
         cctx, sctx = self.client_ctx, self.server_ctx
@@ -470,19 +470,7 @@ class Unitls:
         )
 
     def bulk(self, c: Any, s: Any, writes: int, block: bytes) -> tuple[float, int, bytes]:
-        write, drain, feed, read = c.write, c.process_outgoing, s.process_incoming, s.read
-        sent = got = 0
-        chunk = b""
-        t0 = time.perf_counter()
-        for _ in range(writes):
-            sent += write(block)
-            feed(drain(DRAIN))
-            while got < sent:
-                chunk = read(READ)
-                if not chunk:
-                    raise BenchError("unexpected EOF")
-                got += len(chunk)
-        return time.perf_counter() - t0, got, chunk
+        return _data_loop(c.write, c.process_outgoing, s.process_incoming, s.read, writes, block)
 
     def handshakes(self, n: int) -> tuple[float, Any]:
         # The client context never reads here, so it never caches a session; every
