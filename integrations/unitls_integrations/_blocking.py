@@ -1,0 +1,254 @@
+"""A unitls `TLSBuffer` driven over a blocking byte transport (the synchronous adapters' engine).
+
+Theory of operation:
+
+1. A `Transport` moves ciphertext: `recv(max_bytes, deadline)` (`b""` at EOF) and
+   `sendall(data, deadline)`. `SocketTransport` is a connected socket kept in
+   non-blocking mode and waited on with `poll`, so every call gets its own deadline
+   and two threads never fight over `settimeout`. `TLSStream` is itself a
+   `Transport`, so TLS can run inside TLS (HTTPS proxies) with no extra code.
+2. Deadlines are absolute `time.monotonic()` values (`None`: wait forever); an
+   expired one raises `TimeoutError`. `deadline_after(timeout)` converts.
+3. Thread safety (httpcore's sync HTTP/2 reads and writes one stream from two
+   threads): `_lock` guards every call into the buffer and is never held across
+   I/O; `_send_lock` keeps ciphertext in the order the buffer produced it;
+   `_recv_lock` lets one thread at a time read from the transport.
+4. After the handshake, and after every read, whatever the buffer queued (alerts,
+   session tickets, KeyUpdate answers) is flushed at once.
+5. `readable()` answers "would a read return at once?": plaintext already
+   decrypted (kept in `_unread` after a peek), an EOF, or ciphertext waiting on the
+   transport. httpcore asks it before reusing an idle HTTP/1.1 connection.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from typing import Protocol
+
+import unitls
+
+__all__ = ["SocketTransport", "TLSStream", "Transport", "deadline_after"]
+
+_RECV_SIZE = 64 * 1024
+_SEND_SIZE = 256 * 1024
+#: How long `close()` may spend sending close_notify; the peer's answer is never awaited.
+CLOSE_NOTIFY_TIMEOUT = 1.0
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """The absolute deadline for a relative `timeout` (`None` means no deadline)."""
+    if timeout is None:
+        return None
+    return time.monotonic() + timeout
+
+
+class Transport(Protocol):
+    """A blocking, bidirectional byte pipe."""
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        """Up to `max_bytes` bytes, `b""` at EOF; `TimeoutError` past `deadline`."""
+        ...
+
+    def sendall(self, data: bytes, deadline: float | None) -> None:
+        """Send all of `data`; `TimeoutError` past `deadline`."""
+        ...
+
+    def readable(self) -> bool:
+        """Whether `recv` would return without waiting."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _wait(sock: socket.socket, events: int, deadline: float | None) -> None:
+    """Wait until `sock` is ready for `events`, or raise `TimeoutError`."""
+    while True:
+        if deadline is None:
+            timeout_ms = None
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("timed out")
+            timeout_ms = max(1, int(remaining * 1000))
+        poller = select.poll()
+        poller.register(sock, events)
+        if poller.poll(timeout_ms):
+            return
+
+
+class SocketTransport:
+    """A connected socket, switched to non-blocking mode and waited on with `poll`."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        while True:
+            try:
+                return self.sock.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                pass
+            _wait(self.sock, select.POLLIN, deadline)
+
+    def sendall(self, data: bytes, deadline: float | None) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            _wait(self.sock, select.POLLOUT, deadline)
+
+    def readable(self) -> bool:
+        if self.sock.fileno() < 0:
+            return True  # closed: a read would fail at once
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TLSStream:
+    """A `TLSBuffer` over a `Transport`; itself a `Transport` (for TLS inside TLS)."""
+
+    def __init__(self, transport: Transport, buffer: unitls.TLSBuffer) -> None:
+        self.transport = transport
+        self.buffer = buffer
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._recv_lock = threading.Lock()
+        self._unread = b""
+        self._closed = False
+
+    # -- the pump -------------------------------------------------------------
+
+    def _flush(self, deadline: float | None) -> None:
+        """Send everything the buffer has queued, in order."""
+        buffer = self.buffer
+        with self._send_lock:
+            while True:
+                with self._lock:
+                    data = buffer.process_outgoing(_SEND_SIZE)
+                if not data:
+                    return
+                self.transport.sendall(data, deadline)
+
+    def _fill(self, deadline: float | None) -> None:
+        """Move one chunk of ciphertext (or the EOF) from the transport to the buffer."""
+        data = self.transport.recv(_RECV_SIZE, deadline)
+        with self._lock:
+            self.buffer.process_incoming(data)
+
+    def handshake(self, deadline: float | None) -> None:
+        """Run the handshake to completion, or raise `TLSError` / `TimeoutError` / `OSError`."""
+        buffer = self.buffer
+        with self._recv_lock:
+            while True:
+                try:
+                    with self._lock:
+                        buffer.do_handshake()
+                    break
+                except unitls.WantReadError:
+                    self._flush(deadline)
+                    self._fill(deadline)
+                except unitls.TLSError:
+                    self._flush_quietly()  # let the alert reach the peer
+                    raise
+        self._flush(deadline)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self._flush(deadline_after(CLOSE_NOTIFY_TIMEOUT))
+        except (OSError, unitls.TLSError):
+            pass
+
+    # -- plaintext --------------------------------------------------------------
+
+    def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        """Up to `max_bytes` of plaintext; `b""` after the peer's close_notify.
+
+        Raises `RaggedEOF` if the transport ends without close_notify.
+        """
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        buffer = self.buffer
+        with self._recv_lock:
+            if self._unread:
+                data, self._unread = self._unread[:max_bytes], self._unread[max_bytes:]
+                return data
+            while True:
+                with self._lock:
+                    try:
+                        data = buffer.read(max_bytes)  # type: ignore[assignment]
+                    except unitls.WantReadError:
+                        data = None  # type: ignore[assignment]
+                    queued = buffer.outgoing_bytes_buffered()
+                if queued:
+                    self._flush(deadline)
+                if data is not None:
+                    return data
+                self._fill(deadline)
+
+    def recv_into(self, target: memoryview, deadline: float | None) -> int:
+        """Read plaintext into `target`; 0 after the peer's close_notify."""
+        size = len(target)
+        if size == 0:
+            return 0
+        data = self.recv(size, deadline)
+        target[: len(data)] = data
+        return len(data)
+
+    def sendall(self, data: bytes | memoryview, deadline: float | None) -> None:
+        """Encrypt and send all of `data`."""
+        view = memoryview(data).cast("B")
+        buffer = self.buffer
+        while view:
+            with self._lock:
+                try:
+                    n = buffer.write(view)
+                except unitls.WantWriteError:
+                    n = 0  # the buffer is full: the flush below makes room
+            view = view[n:]
+            self._flush(deadline)
+
+    def readable(self) -> bool:
+        """Whether a read would return at once (data, EOF or an error)."""
+        if self._unread or self._closed:
+            return True
+        buffer = self.buffer
+        if not self._recv_lock.acquire(blocking=False):
+            return True  # another thread is reading right now
+        try:
+            with self._lock:
+                try:
+                    self._unread = buffer.read(_RECV_SIZE)  # type: ignore[assignment]
+                    return True  # plaintext, or b"" for close_notify
+                except unitls.WantReadError:
+                    pass
+                except unitls.TLSError:
+                    return True  # the next read raises it
+        finally:
+            self._recv_lock.release()
+        return self.transport.readable()
+
+    def close(self) -> None:
+        """Send close_notify (without waiting for the peer's) and close the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with self._lock:
+                self.buffer.shutdown()
+        except unitls.TLSError:
+            pass  # WantReadError: the peer has not closed yet, which we do not wait for
+        self._flush_quietly()
+        self.transport.close()
