@@ -18,9 +18,30 @@ Theory of operation:
 4. `process_incoming(b"")` means the transport reached EOF (h11's convention).
    Buffered plaintext is still delivered; then `read` returns `b""` if the peer
    sent close_notify and raises `RaggedEOF` otherwise.
-5. A fatal error moves the buffer to FAILED: every later `read`, `write` and
-   `do_handshake` raises that error again (never a Want* signal), while
-   `process_outgoing` still hands out any alert OpenSSL queued.
+5. A fatal error moves the buffer to FAILED: every later `read`, `write`,
+   `do_handshake`, `shutdown` and `process_incoming` raises an error of the same
+   type, with the same attributes, whose message names the state (never a Want*
+   signal), while `process_outgoing` still hands out any alert OpenSSL queued.
+6. One call at a time: a buffer refuses a call (with a `TLSError` naming the
+   state "busy") while another thread is inside a call on it, instead of letting
+   two threads into one `SSL` object (cffi releases the GIL around every OpenSSL
+   call). The check is a test-and-set of a flag, not a lock, so it costs the
+   data path a few bytecodes per call; callers that share a buffer between
+   threads serialize their calls with their own lock, as the HTTP integrations
+   do (they need one anyway, to keep the ciphertext they move in order).
+
+Memory per connection (one buffer; pyOpenSSL 26.4 on OpenSSL 4.0.3, measured by
+tests/openssl/test_resources.py): about 36 KiB idle after the handshake with the
+default key exchange (the benchmark's P-256 figure is 60 KiB for a client and a
+server end together). With both limits full, one buffer holds at most
+
+    INCOMING_LIMIT + the largest chunk given to one process_incoming call
+  + OUTGOING_LIMIT + one record (16 KiB + 261 bytes)
+  + 64 KiB for OpenSSL's state, its two record buffers and the Python objects,
+
+which is 656 KiB with 64 KiB chunks (620 KiB measured). OpenSSL's memory BIOs
+never shrink, so a buffer that was once full keeps that memory until it is freed,
+even after everything was drained (636 KiB measured).
 """
 
 from __future__ import annotations
@@ -96,25 +117,75 @@ def _new_scratch() -> Any:
     return _local.scratch
 
 
-def _writable(buffer: Buffer) -> Any:
+def _writable(buffer: object) -> Any:
     """The caller's buffer as cffi memory, or `TypeError` as `socket.recv_into` says."""
     try:
         return _from_buffer(buffer, require_writable=True)
-    except BufferError as exc:  # read-only or not contiguous
-        raise TypeError(f"read() needs a writable, contiguous buffer: {exc}") from None
+    except (BufferError, TypeError) as exc:  # read-only, not contiguous, not a buffer
+        raise TypeError(
+            f"read() needs a writable, contiguous buffer, not {type(buffer).__name__}: {exc}"
+        ) from None
+
+
+# _release_before_raising: a frame that holds a cffi view of the caller's buffer
+# (`ffi.from_buffer`) drops it before anything can raise. A traceback keeps the
+# frame alive, tracebacks easily end up in reference cycles (a failed buffer keeps
+# its error), and when the garbage collector clears a memoryview whose buffer is
+# still exported, CPython 3.11 later crashes freeing it (segfault in
+# memory_dealloc). tests/openssl/test_misuse.py reproduces it.
+
+
+def _readable(method: str, data: object) -> Any:
+    """`data` as cffi memory, or a `TypeError` that names the method."""
+    try:
+        return _from_buffer(data)
+    except (BufferError, TypeError) as exc:  # str, int, None, not contiguous
+        raise TypeError(
+            f"{method}() needs a contiguous bytes-like object, not {type(data).__name__}: {exc}"
+        ) from None
+
+
+def _check_int(method: str, name: str, value: object) -> None:
+    """Raise a `TypeError` naming `name` unless `value` is an int.
+
+    Only called after something raised `TypeError`, so the data path pays nothing.
+    """
+    if not isinstance(value, int):
+        raise TypeError(f"{method}() argument {name} must be an int, not {type(value).__name__}")
+
+
+def _again(error: TLSError, operation: str) -> TLSError:
+    """A new error of `error`'s type and attributes whose message names the state.
+
+    Built without calling `__init__` (subclasses such as
+    `CertificateVerificationError` take keyword-only arguments); a fresh object
+    per call, so the original's traceback and context are never overwritten.
+    """
+    cls = type(error)
+    again = cls.__new__(cls, f"Cannot {operation} in state failed: {error}")
+    again.__dict__.update(error.__dict__)
+    return again
 
 
 class OpenSSLTLSBuffer:
     """An in-memory TLS connection (PEP 748 `TLSBuffer`) on OpenSSL.
 
     Created by `OpenSSLClientContext.create_buffer` and
-    `OpenSSLServerContext.create_buffer`; not constructed directly. Not safe for
-    concurrent use from several threads: guard it with a lock (one buffer per
-    connection; the context may be shared freely).
+    `OpenSSLServerContext.create_buffer`; not constructed directly.
+
+    Threads: the context may be shared freely, and a buffer may move from thread
+    to thread, but it serves one call at a time. A call made while another thread
+    is inside a call on the same buffer raises `TLSError` ("Cannot read in state
+    busy: ...") and changes nothing; serialize calls with a lock if several threads
+    use one buffer (a buffer call never blocks, so the lock is held only briefly).
+    `incoming_bytes_buffered`, `outgoing_bytes_buffered` and `context` may be read
+    at any time. The check is exact on CPython with the GIL; on free-threaded
+    builds it is best effort, so there the lock is required.
     """
 
     __slots__ = (
         "__weakref__",
+        "_busy",
         "_client",
         "_conn",
         "_context",
@@ -144,6 +215,8 @@ class OpenSSLTLSBuffer:
     _names: dict[str, int]
     _client: bool
     _handshook: bool
+    # Whether a call is running inside this buffer (theory of operation, rule 6).
+    _busy: bool
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         """Not for users: buffers come from a context's `create_buffer()`."""
@@ -170,6 +243,7 @@ class OpenSSLTLSBuffer:
         self._peer = None
         self._session_key = None
         self._handshook = False
+        self._busy = False
         return self
 
     @classmethod
@@ -203,13 +277,31 @@ class OpenSSLTLSBuffer:
         self._conn.set_accept_state()
         return self
 
+    # Every public method below that reaches OpenSSL has the same frame:
+    #
+    #     busy, self._busy = self._busy, True
+    #     if busy:
+    #         raise self._refuse(...)
+    #     try:
+    #         ...
+    #     finally:
+    #         self._busy = False
+    #
+    # The first line is a test-and-set: one line with no call and no backward
+    # jump, so under the GIL no other thread runs between its read and its write
+    # (and no line-tracing hook either). A refused call leaves the flag alone: it
+    # belongs to the call that is running. Internal helpers never call public
+    # methods, so a call never refuses itself.
+
     # -- data path ---------------------------------------------------------------
 
     def read(self, amt: int, buffer: Buffer | None = None) -> bytes | int:
         """Read up to `amt` bytes of decrypted data.
 
         Reads at most one TLS record per call, so it may return fewer bytes than
-        asked for even when more are buffered; call again.
+        asked for even when more are buffered; call again. Before the handshake
+        has completed, `read` drives it (verifying the peer) and raises
+        `WantReadError` until it is done, as `do_handshake` would.
 
         Args:
             amt: The most bytes to return.
@@ -225,23 +317,35 @@ class OpenSSLTLSBuffer:
                 answers for the peer.
             RaggedEOF: The transport ended (`process_incoming(b"")`) without
                 close_notify, after all buffered data was delivered.
-            TLSError: The connection failed (and stays failed).
+            TLSError: The connection failed (and stays failed), or another thread
+                is inside a call on this buffer.
+            TypeError: If `amt` is not an int or `buffer` is not a writable,
+                contiguous buffer.
             ValueError: If `amt` is negative.
         """
-        if self._state is _OPEN and amt > 0:
-            if buffer is not None:
-                return self._read_into(amt, buffer)
-            try:
-                scratch = _local.scratch
-            except AttributeError:
-                scratch = _new_scratch()
-            n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
-            if n > 0:
-                if self._session_key is not None:
-                    self._store_session()
-                return _unpack(scratch, n)  # type: ignore[no-any-return]
-            return self._read_failed(n, None)
-        return self._read_slow(amt, buffer)
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("read")
+        try:
+            if self._state is _OPEN and amt > 0:
+                if buffer is not None:
+                    return self._read_into(amt, buffer)
+                try:
+                    scratch = _local.scratch
+                except AttributeError:
+                    scratch = _new_scratch()
+                n = _SSL_read(self._ssl, scratch, amt if amt < _SCRATCH_SIZE else _SCRATCH_SIZE)
+                if n > 0:
+                    if self._session_key is not None:
+                        self._store_session()
+                    return _unpack(scratch, n)  # type: ignore[no-any-return]
+                return self._read_failed(n, None)
+            return self._read_slow(amt, buffer)
+        except TypeError:
+            _check_int("read", "amt", amt)
+            raise
+        finally:
+            self._busy = False
 
     def _read_into(self, amt: int, buffer: Buffer) -> int:
         dest = _writable(buffer)
@@ -255,10 +359,15 @@ class OpenSSLTLSBuffer:
             if self._session_key is not None:
                 self._store_session()
             return n  # type: ignore[no-any-return]
+        del dest  # before anything raises: see _release_before_raising
         return self._read_failed(n, buffer)  # type: ignore[return-value]
 
     def write(self, buf: Buffer) -> int:
         """Encrypt `buf` and queue the ciphertext for `process_outgoing`.
+
+        Before the handshake has completed, `write` drives it (verifying the peer)
+        and raises `WantReadError` until it is done; no plaintext is ever queued
+        before that.
 
         Returns:
             How many bytes of `buf` were taken: all of it unless more than
@@ -270,31 +379,42 @@ class OpenSSLTLSBuffer:
                 call again with the same data.
             WantReadError: The handshake has not completed: feed
                 `process_incoming` (and drain `process_outgoing`), then call again.
-            TLSError: The connection failed, or was shut down for writing.
+            TLSError: The connection failed, was shut down for writing
+                (`shutdown` was called), or another thread is inside a call on
+                this buffer.
+            TypeError: If `buf` is not a contiguous bytes-like object.
         """
-        if self._state is not _OPEN:
-            return self._write_slow(buf)
-        ssl = self._ssl
-        if type(buf) is bytes:
-            length = len(buf)
-            if length <= _MAX_RECORD:
-                if length == 0:
-                    return 0
-                if _BIO_pending(self._wbio, _NULL) > OUTGOING_LIMIT:
-                    raise WantWriteError("More than OUTGOING_LIMIT bytes wait for process_outgoing")
-                n = _SSL_write(ssl, buf, length)
-                if n > 0:
-                    return n  # type: ignore[no-any-return]
-                return self._write_failed(n)
-        return self._write_many(buf)
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("write")
+        try:
+            if self._state is not _OPEN:
+                return self._write_slow(buf)
+            if type(buf) is bytes:
+                length = len(buf)
+                if length <= _MAX_RECORD:
+                    if length == 0:
+                        return 0
+                    if _BIO_pending(self._wbio, _NULL) > OUTGOING_LIMIT:
+                        raise WantWriteError(
+                            "More than OUTGOING_LIMIT bytes wait for process_outgoing"
+                        )
+                    n = _SSL_write(self._ssl, buf, length)
+                    if n > 0:
+                        return n  # type: ignore[no-any-return]
+                    return self._write_failed(n)
+            return self._write_many(buf)
+        finally:
+            self._busy = False
 
     def _write_many(self, buf: Buffer) -> int:
-        source = _from_buffer(buf)
+        source = _readable("write", buf)
         length = len(source)
         if length == 0:
             return 0
         ssl, wbio = self._ssl, self._wbio
         if _BIO_pending(wbio, _NULL) > OUTGOING_LIMIT:
+            del source  # see _release_before_raising
             raise WantWriteError("More than OUTGOING_LIMIT bytes wait for process_outgoing")
         written: int = 0
         while True:
@@ -302,6 +422,7 @@ class OpenSSLTLSBuffer:
             if n <= 0:
                 if written:
                     return written
+                del source  # see _release_before_raising
                 return self._write_failed(n)
             written += int(n)
             if written >= length or _BIO_pending(wbio, _NULL) > OUTGOING_LIMIT:
@@ -315,50 +436,80 @@ class OpenSSLTLSBuffer:
         Raises:
             WantReadError: More than `INCOMING_LIMIT` bytes already wait; nothing
                 was stored. Call `read` (or `do_handshake`) to consume some first.
-            TLSError: Called after EOF was signalled, or on a failed buffer.
+            TLSError: Called after EOF was signalled, on a failed buffer, or while
+                another thread is inside a call on this buffer.
+            TypeError: If `data_from_network` is not a contiguous bytes-like object.
         """
-        if self._eof or self._state is _State.FAILED:
-            self._raise_state("process_incoming")
-        rbio = self._rbio
-        if type(data_from_network) is bytes:
-            length = len(data_from_network)
-            data: object = data_from_network
-        else:
-            data = _from_buffer(data_from_network)
-            length = len(data)  # type: ignore[arg-type]
-        if length == 0:
-            self._eof = True
-            self._conn.bio_shutdown()
-            return
-        if _BIO_pending(rbio, _NULL) > INCOMING_LIMIT:
-            raise WantReadError("More than INCOMING_LIMIT bytes wait to be read")
-        _BIO_write(rbio, data, length)
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("process_incoming")
+        try:
+            if self._eof or self._state is _State.FAILED:
+                self._raise_state("process_incoming")
+            rbio = self._rbio
+            if type(data_from_network) is bytes:
+                length = len(data_from_network)
+                data: object = data_from_network
+            else:
+                data = _readable("process_incoming", data_from_network)
+                length = len(data)  # type: ignore[arg-type]
+            if length == 0:
+                self._eof = True
+                self._conn.bio_shutdown()
+                return
+            if _BIO_pending(rbio, _NULL) > INCOMING_LIMIT:
+                del data  # see _release_before_raising
+                raise WantReadError("More than INCOMING_LIMIT bytes wait to be read")
+            _BIO_write(rbio, data, length)
+        finally:
+            self._busy = False
 
     def process_outgoing(self, amount_bytes_for_network: int) -> bytes:
         """Remove and return up to `amount_bytes_for_network` bytes of ciphertext.
 
         Returns `b""` when nothing waits. Still works after a fatal error, so the
         alert that explains it reaches the peer.
+
+        Raises:
+            TLSError: Another thread is inside a call on this buffer.
+            TypeError: If `amount_bytes_for_network` is not an int.
+            ValueError: If `amount_bytes_for_network` is negative.
         """
         amount = amount_bytes_for_network
-        if 0 < amount <= _SCRATCH_SIZE:
-            try:
-                scratch = _local.scratch
-            except AttributeError:
-                scratch = _new_scratch()
-            n = _BIO_read(self._wbio, scratch, amount)
-            return _unpack(scratch, n) if n > 0 else b""
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("process_outgoing")
+        try:
+            if 0 < amount <= _SCRATCH_SIZE:
+                try:
+                    scratch = _local.scratch
+                except AttributeError:
+                    scratch = _new_scratch()
+                n = _BIO_read(self._wbio, scratch, amount)
+                return _unpack(scratch, n) if n > 0 else b""
+            return self._outgoing_slow(amount)
+        except TypeError:
+            _check_int("process_outgoing", "amount_bytes_for_network", amount)
+            raise
+        finally:
+            self._busy = False
+
+    def _outgoing_slow(self, amount: int) -> bytes:
         if amount < 0:
-            raise ValueError(f"amount_bytes_for_network must be >= 0, not {amount}")
-        if amount == 0:
-            return b""
+            raise ValueError(
+                f"process_outgoing() argument amount_bytes_for_network must be >= 0, not {amount}"
+            )
+        try:
+            scratch = _local.scratch
+        except AttributeError:
+            scratch = _new_scratch()
         chunks = []
         while amount > 0:
-            chunk = self.process_outgoing(min(amount, _SCRATCH_SIZE))
-            if not chunk:
+            n = _BIO_read(self._wbio, scratch, amount if amount < _SCRATCH_SIZE else _SCRATCH_SIZE)
+            if n <= 0:
                 break
-            chunks.append(chunk)
-            amount -= len(chunk)
+            chunks.append(_unpack(scratch, n))
+            amount -= n
         return b"".join(chunks)
 
     def incoming_bytes_buffered(self) -> int:
@@ -374,15 +525,27 @@ class OpenSSLTLSBuffer:
     def do_handshake(self) -> None:
         """Run the TLS handshake, verifying the peer's certificate and name.
 
-        Returns once the handshake is complete (and at once if it already is).
+        Returns once the handshake is complete, and at once whenever it already
+        is, also after either side shut down: like `ssl.SSLObject.do_handshake`,
+        it means "make sure the handshake is done" and changes nothing then.
 
         Raises:
             WantReadError: The peer's next flight is needed: drain
                 `process_outgoing` to the network, feed what arrives to
                 `process_incoming`, then call again.
             CertificateVerificationError: The peer's certificate failed verification.
-            TLSError: The handshake failed otherwise (and the buffer stays failed).
+            TLSError: The handshake failed otherwise, now or earlier (state
+                "failed"), or another thread is inside a call on this buffer.
         """
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("do_handshake")
+        try:
+            self._handshake()
+        finally:
+            self._busy = False
+
+    def _handshake(self) -> None:
         state = self._state
         if state is not _State.HANDSHAKING:
             if state is _State.FAILED:
@@ -409,27 +572,35 @@ class OpenSSLTLSBuffer:
         Raises:
             WantReadError: The peer has not closed yet. Send `process_outgoing`, then
                 `read` until it returns `b""`; `shutdown` then returns.
-            TLSError: On a failed buffer.
+            TLSError: Before the handshake has completed (state "handshaking"), on
+                a failed buffer, or while another thread is inside a call on this
+                buffer.
         """
-        state = self._state
-        if state is _State.FAILED:
-            self._raise_state("shutdown")
-        if state is _State.CLOSED:
-            return
-        if state is _State.HANDSHAKING:
-            raise TLSError(
-                "Cannot shutdown in state handshaking: complete or abandon the handshake"
-            )
-        if state is not _State.SHUTDOWN_SENT:
-            try:
-                self._conn.shutdown()
-            except SSL.Error as exc:
-                self._fail(exc)
-            if state is _State.PEER_CLOSED:
-                self._state = _State.CLOSED
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("shutdown")
+        try:
+            state = self._state
+            if state is _State.FAILED:
+                self._raise_state("shutdown")
+            if state is _State.CLOSED:
                 return
-            self._state = _State.SHUTDOWN_SENT
-        raise WantReadError("Waiting for the peer's close_notify: read() until it returns b''")
+            if state is _State.HANDSHAKING:
+                raise TLSError(
+                    "Cannot shutdown in state handshaking: complete or abandon the handshake"
+                )
+            if state is not _State.SHUTDOWN_SENT:
+                try:
+                    self._conn.shutdown()
+                except SSL.Error as exc:
+                    self._fail(exc)
+                if state is _State.PEER_CLOSED:
+                    self._state = _State.CLOSED
+                    return
+                self._state = _State.SHUTDOWN_SENT
+            raise WantReadError("Waiting for the peer's close_notify: read() until it returns b''")
+        finally:
+            self._busy = False
 
     # -- information ---------------------------------------------------------------
 
@@ -441,17 +612,29 @@ class OpenSSLTLSBuffer:
     def cipher(self) -> CipherSuite | int | None:
         """The negotiated cipher suite; a raw 16-bit id if it is not in `CipherSuite`;
         `None` until the handshake completes."""
-        if not self._handshook:
-            return None
-        name = self._conn.get_cipher_name()
-        return cipher_from_name(name, self._names) if name is not None else None
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("cipher")
+        try:
+            if not self._handshook:
+                return None
+            name = self._conn.get_cipher_name()
+            return cipher_from_name(name, self._names) if name is not None else None
+        finally:
+            self._busy = False
 
     def negotiated_protocol(self) -> NextProtocol | bytes | None:
         """The protocol ALPN selected (a `NextProtocol`, or raw bytes for others);
         `None` if none was, or until the handshake completes."""
-        if not self._handshook:
-            return None
-        proto = self._conn.get_alpn_proto_negotiated()
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("negotiated_protocol")
+        try:
+            if not self._handshook:
+                return None
+            proto = self._conn.get_alpn_proto_negotiated()
+        finally:
+            self._busy = False
         if not proto:
             return None
         try:
@@ -462,19 +645,32 @@ class OpenSSLTLSBuffer:
     @property
     def negotiated_tls_version(self) -> TLSVersion | None:
         """The negotiated TLS version; `None` until the handshake completes."""
-        if not self._handshook:
-            return None
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("negotiated_tls_version")
         try:
-            return TLSVersion(self._conn.get_protocol_version_name())
+            if not self._handshook:
+                return None
+            name = self._conn.get_protocol_version_name()
+        finally:
+            self._busy = False
+        try:
+            return TLSVersion(name)
         except ValueError:  # pragma: no cover - only TLS 1.2/1.3 can be negotiated
             return None
 
     def getpeercert(self) -> bytes | None:
         """The DER bytes of the peer's leaf certificate, or `None` (no handshake yet,
         or a server that did not ask for a client certificate)."""
-        if not self._handshook:
-            return None
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
+        busy, self._busy = self._busy, True
+        if busy:
+            raise self._refuse("getpeercert")
+        try:
+            if not self._handshook:
+                return None
+            cert = self._conn.get_peer_certificate(as_cryptography=True)
+        finally:
+            self._busy = False
         return None if cert is None else cert.public_bytes(Encoding.DER)
 
     def __repr__(self) -> str:
@@ -484,17 +680,18 @@ class OpenSSLTLSBuffer:
     # -- slow paths --------------------------------------------------------------
 
     def _read_slow(self, amt: int, buffer: Buffer | None) -> bytes | int:
-        if not isinstance(amt, int):
-            raise TypeError(f"amt must be an int, not {type(amt).__name__}")
+        _check_int("read", "amt", amt)
         if amt < 0:
-            raise ValueError(f"amt must be >= 0, not {amt}")
+            raise ValueError(f"read() argument amt must be >= 0, not {amt}")
         state = self._state
         if state is _State.FAILED:
             self._raise_state("read")
+        if buffer is not None:
+            _writable(buffer)  # a bad buffer is refused before anything happens
         if state is _State.PEER_CLOSED or state is _State.CLOSED:
             return 0 if buffer is not None else b""
         if state is _State.HANDSHAKING:
-            self.do_handshake()
+            self._handshake()
         if buffer is not None:
             return self._read_into(amt, buffer)
         if amt == 0:
@@ -529,10 +726,10 @@ class OpenSSLTLSBuffer:
     def _write_slow(self, buf: Buffer) -> int:
         state = self._state
         if state is _State.HANDSHAKING:
-            if not memoryview(buf).nbytes:
+            if not len(_readable("write", buf)):
                 return 0
-            self.do_handshake()
-            return self.write(buf)
+            self._handshake()
+            return self._write_many(buf)
         if state is _State.PEER_CLOSED:
             return self._write_many(buf)
         self._raise_state("write")
@@ -563,12 +760,18 @@ class OpenSSLTLSBuffer:
         raise error from exc
 
     def _raise_state(self, operation: str) -> NoReturn:
-        if self._state is _State.FAILED:
-            assert self._error is not None
-            raise self._error.with_traceback(None)
+        error = self._error
+        if error is not None:
+            raise _again(error, operation) from error
         if self._eof and operation == "process_incoming":
             raise TLSError("Cannot process_incoming after transport EOF (process_incoming(b''))")
         raise TLSError(f"Cannot {operation} in state {self._state.value}")
+
+    def _refuse(self, operation: str) -> TLSError:
+        return TLSError(
+            f"Cannot {operation} in state busy: another thread is inside a call on this "
+            "buffer; a TLS buffer serves one call at a time (serialize calls with a lock)"
+        )
 
     def _store_session(self) -> None:
         # TLS 1.3 tickets arrive after the handshake, ahead of the server's first
