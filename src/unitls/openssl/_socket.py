@@ -14,7 +14,27 @@ which the TLS socket exposes (`settimeout`, `gettimeout`, `setblocking`):
 Client `connect()` does the TCP connect and the whole handshake, so certificate
 errors surface there. A blocking `accept()` completes the handshake before it
 returns, within the listening socket's timeout (`ACCEPT_TIMEOUT` if it has none),
-so one slow client cannot hold it forever.
+so one slow client cannot hold it forever. The handshake's timeout covers the
+whole handshake, not each wait, so a peer that trickles bytes cannot stretch it.
+
+Errors come in two kinds, as with the stdlib's `ssl` sockets:
+
+1. TLS failures are `TLSError`s: a bad record, a failed verification, an alert
+   from the peer, and a transport that ends without close_notify (`RaggedEOF`;
+   during the handshake too). OpenSSL's fatal alert, if it queued one, is sent
+   before the error is raised.
+2. Transport failures are the `OSError` the OS socket raised, unchanged:
+   `TimeoutError` (the handshake's is "The TLS handshake timed out"),
+   `ConnectionResetError`, `BrokenPipeError`, ... A peer that resets the
+   connection surfaces as one of these or, when the OS reports the reset as an
+   end of stream, as `RaggedEOF`. Code that catches `OSError` for
+   `socket.socket` keeps working.
+
+Neither kind loses data that was already accepted: plaintext that `recv` has
+decrypted is returned even if sending the TLS answers that came with it (a
+KeyUpdate response, an alert) fails, and ciphertext that could not be sent stays
+queued and goes out first on the next call, which also reports the failure if
+it persists.
 """
 
 from __future__ import annotations
@@ -148,6 +168,11 @@ class OpenSSLTLSSocket:
             except BlockingIOError:
                 self._pending = data
                 return False
+            except OSError:
+                # Ciphertext is sequence-numbered: dropping it would corrupt the
+                # stream for the peer (e.g. after a send timeout), so keep it.
+                self._pending = data
+                raise
             data = data[sent:]
             if not data:
                 data = buffer.process_outgoing(_SEND_SIZE)
@@ -174,6 +199,10 @@ class OpenSSLTLSSocket:
             data = sock.recv(_RECV_SIZE)
         except BlockingIOError:
             raise WantReadError("No TLS data has arrived yet") from None
+        except TimeoutError as exc:
+            if deadline is None:
+                raise
+            raise TimeoutError("The TLS handshake timed out") from exc
         finally:
             if deadline is not None:
                 sock.settimeout(saved)
@@ -200,6 +229,19 @@ class OpenSSLTLSSocket:
         except OSError:
             pass
 
+    def _flush_after_read(self, buffer: OpenSSLTLSBuffer) -> None:
+        """Send what reading queued (KeyUpdate answers, alerts) without failing the read.
+
+        The plaintext is already out of the buffer: a transport error here must not
+        lose it. The unsent ciphertext stays in `_pending`, so the next call sends it
+        or raises the error.
+        """
+        if self._pending or buffer.outgoing_bytes_buffered():
+            try:
+                self._flush()
+            except OSError:
+                pass
+
     # -- PEP 748 TLSSocket -----------------------------------------------------------
 
     def do_handshake(self) -> None:
@@ -207,7 +249,8 @@ class OpenSSLTLSSocket:
 
         Raises:
             WantReadError / WantWriteError: Non-blocking and the network is not ready.
-            TLSError: The handshake failed.
+            TLSError: The handshake failed (`RaggedEOF` if the transport ended).
+            OSError: The transport failed (`TimeoutError`, `ConnectionResetError`, ...).
         """
         self._connected("do_handshake")
         self._handshake(None)
@@ -218,8 +261,9 @@ class OpenSSLTLSSocket:
         Raises:
             WantReadError: Non-blocking and no data has arrived.
             RaggedEOF: The peer closed the transport without close_notify.
-            TimeoutError: The socket's timeout expired.
-            TLSError: The connection failed.
+            TimeoutError: The socket's timeout expired (nothing is lost; call again).
+            TLSError: The connection failed (OpenSSL's alert, if any, was sent).
+            OSError: The transport failed (`ConnectionResetError`, ...).
         """
         buffer = self._connected("recv")
         while True:
@@ -228,8 +272,10 @@ class OpenSSLTLSSocket:
                 break
             except WantReadError:
                 self._fill()
-        if buffer.outgoing_bytes_buffered():
-            self._flush()
+            except TLSError:
+                self._flush_quietly()  # let the alert reach the peer
+                raise
+        self._flush_after_read(buffer)
         return data  # type: ignore[return-value]
 
     def recv_into(self, target: Buffer, nbytes: int = 0) -> int:
@@ -243,8 +289,10 @@ class OpenSSLTLSSocket:
                 break
             except WantReadError:
                 self._fill()
-        if buffer.outgoing_bytes_buffered():
-            self._flush()
+            except TLSError:
+                self._flush_quietly()  # let the alert reach the peer
+                raise
+        self._flush_after_read(buffer)
         return n  # type: ignore[return-value]
 
     def send(self, bytes: Buffer) -> int:
@@ -252,8 +300,11 @@ class OpenSSLTLSSocket:
 
         Raises:
             WantWriteError: Non-blocking and the socket cannot take data now.
-            TimeoutError: The socket's timeout expired.
+            TimeoutError: The socket's timeout expired before any of `bytes` was
+                taken. If it expires after they were taken, `send` returns the count
+                and the next call sends the rest of the ciphertext first.
             TLSError: The connection failed or was closed for writing.
+            OSError: The transport failed (`BrokenPipeError`, ...).
         """
         buffer = self._connected("send")
         if self._pending and not self._flush():
@@ -267,14 +318,29 @@ class OpenSSLTLSSocket:
                     raise
             except WantReadError:
                 self._fill()
-        self._flush()
+            except TLSError:
+                self._flush_quietly()  # let the alert reach the peer
+                raise
+        try:
+            self._flush()
+        except OSError:
+            # The n bytes were taken (raising would invite a duplicate resend);
+            # their ciphertext waits in _pending and the next call sends it or
+            # raises this error again.
+            pass
         return n
 
     def sendall(self, data: Buffer) -> None:
-        """Send all of `data` (blocking sockets)."""
+        """Send all of `data` (blocking sockets).
+
+        As with `socket.sendall`, an exception does not say how much was taken;
+        whatever was taken is sent first by the next call, so the stream stays whole.
+        """
         view = memoryview(data).cast("B")
         while view:
             view = view[self.send(view) :]
+        if self._pending:
+            self._flush()  # blocking: raise now if the last ciphertext cannot go out
 
     def close(self, force: bool = False) -> None:
         """Send close_notify and close the socket.
@@ -357,6 +423,7 @@ class OpenSSLTLSSocket:
         Raises:
             TLSError: The client's handshake failed (the connection is closed).
             TimeoutError: No client, or the client was too slow.
+            OSError: The client's connection failed (e.g. `ConnectionResetError`).
             WantReadError: Non-blocking and no client is waiting.
         """
         if self._buffer is not None or self._closed:
