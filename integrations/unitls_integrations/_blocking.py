@@ -18,10 +18,15 @@ Theory of operation:
 5. `readable()` answers "would a read return at once?": plaintext already
    decrypted (kept in `_unread` after a peek), an EOF, or ciphertext waiting on the
    transport. httpcore asks it before reusing an idle HTTP/1.1 connection.
+6. A buffer read that can only raise `WantReadError` (no ciphertext waiting, and the
+   last read neither filled its request nor ended the stream) is not attempted: the
+   stream waits on the transport first, and `readable()` asks only the transport. A
+   failed read costs an exception, twice per request otherwise.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import threading
@@ -33,7 +38,7 @@ import unitls
 __all__ = ["SocketTransport", "TLSStream", "Transport", "deadline_after"]
 
 _RECV_SIZE = 64 * 1024
-_SEND_SIZE = 256 * 1024
+_SEND_SIZE = 64 * 1024  # the buffer's fast path (no join of chunks)
 #: How long `close()` may spend sending close_notify; the peer's answer is never awaited.
 CLOSE_NOTIFY_TIMEOUT = 1.0
 
@@ -63,38 +68,46 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-def _wait(sock: socket.socket, events: int, deadline: float | None) -> None:
-    """Wait until `sock` is ready for `events`, or raise `TimeoutError`."""
+def _wait(poller: select.poll, deadline: float | None) -> None:
+    """Wait until `poller` reports its socket ready, or raise `TimeoutError`."""
     while True:
         if deadline is None:
-            timeout_ms = None
-        else:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("timed out")
-            timeout_ms = max(1, int(remaining * 1000))
-        poller = select.poll()
-        poller.register(sock, events)
-        if poller.poll(timeout_ms):
-            return
+            if poller.poll():
+                return
+            continue
+        remaining = deadline - time.monotonic()
+        if poller.poll(max(0, math.ceil(remaining * 1000))):
+            return  # ready, even if the deadline has just passed
+        if remaining <= 0:
+            raise TimeoutError("timed out")
 
 
 class SocketTransport:
     """A connected socket, switched to non-blocking mode and waited on with `poll`."""
 
-    __slots__ = ("sock",)
+    __slots__ = ("_in", "_out", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
+        # One poll object per direction, registered once (not per wait): the reading
+        # and the writing thread each wait on their own, as a poll object refuses
+        # concurrent poll() calls.
+        self._in = select.poll()
+        self._in.register(sock, select.POLLIN)
+        self._out = select.poll()
+        self._out.register(sock, select.POLLOUT)
 
     def recv(self, max_bytes: int, deadline: float | None) -> bytes:
+        # Wait first: callers come here once the TLS buffer needs more, and the data
+        # is usually not there yet (a request/response wait), so trying recv first
+        # would mostly cost an EAGAIN exception.
         while True:
+            _wait(self._in, deadline)
             try:
                 return self.sock.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
                 pass
-            _wait(self.sock, select.POLLIN, deadline)
 
     def sendall(self, data: bytes, deadline: float | None) -> None:
         view = memoryview(data)
@@ -104,12 +117,12 @@ class SocketTransport:
                 continue
             except (BlockingIOError, InterruptedError):
                 pass
-            _wait(self.sock, select.POLLOUT, deadline)
+            _wait(self._out, deadline)
 
     def readable(self) -> bool:
         if self.sock.fileno() < 0:
             return True  # closed: a read would fail at once
-        poller = select.poll()
+        poller = select.poll()  # not self._in: a reading thread may be polling it
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(0))
 
@@ -128,6 +141,13 @@ class TLSStream:
         self._recv_lock = threading.Lock()
         self._unread = b""
         self._closed = False
+        # Whether a read could return without new ciphertext even when none waits:
+        # the last read filled its request (the rest of that record is still in the
+        # buffer), returned b"" (close_notify) or failed (it fails again). Otherwise
+        # a read with no ciphertext waiting would only raise WantReadError, so
+        # `recv` waits for the transport first and `readable()` does not look.
+        self._maybe_more = False
+        self._eof = False  # the transport's EOF went to the buffer
 
     # -- the pump -------------------------------------------------------------
 
@@ -141,12 +161,23 @@ class TLSStream:
                 if not data:
                     return
                 self.transport.sendall(data, deadline)
+                if len(data) < _SEND_SIZE:
+                    return  # drained (a thread that writes more flushes it itself)
 
     def _fill(self, deadline: float | None) -> None:
         """Move one chunk of ciphertext (or the EOF) from the transport to the buffer."""
         data = self.transport.recv(_RECV_SIZE, deadline)
         with self._lock:
             self.buffer.process_incoming(data)
+        if not data:
+            self._eof = True
+
+    def _nothing_to_read(self) -> bool:
+        """Whether a read is sure to raise WantReadError (a failed read costs an exception)."""
+        if self._maybe_more or self._eof:
+            return False
+        with self._lock:
+            return not self.buffer.incoming_bytes_buffered()
 
     def handshake(self, deadline: float | None) -> None:
         """Run the handshake to completion, or raise `TLSError` / `TimeoutError` / `OSError`."""
@@ -185,32 +216,74 @@ class TLSStream:
             if self._unread:
                 data, self._unread = self._unread[:max_bytes], self._unread[max_bytes:]
                 return data
+            if self._nothing_to_read():
+                self._fill(deadline)
             while True:
                 with self._lock:
                     try:
                         data = buffer.read(max_bytes)  # type: ignore[assignment]
                     except unitls.WantReadError:
                         data = None  # type: ignore[assignment]
+                    except unitls.TLSError:
+                        self._maybe_more = True
+                        raise
                     queued = buffer.outgoing_bytes_buffered()
                 if queued:
                     self._flush(deadline)
                 if data is not None:
+                    self._maybe_more = not data or len(data) == max_bytes
                     return data
                 self._fill(deadline)
 
     def recv_into(self, target: memoryview, deadline: float | None) -> int:
-        """Read plaintext into `target`; 0 after the peer's close_notify."""
+        """Read plaintext into `target`; 0 after the peer's close_notify.
+
+        Decrypts straight into `target` (no intermediate `bytes`): this is the path
+        `socket.makefile()` readers (http.client, urllib3) take for every read.
+        """
         size = len(target)
         if size == 0:
             return 0
-        data = self.recv(size, deadline)
-        target[: len(data)] = data
-        return len(data)
+        buffer = self.buffer
+        with self._recv_lock:
+            if self._unread:
+                data, self._unread = self._unread[:size], self._unread[size:]
+                target[: len(data)] = data
+                return len(data)
+            if self._nothing_to_read():
+                self._fill(deadline)
+            while True:
+                with self._lock:
+                    try:
+                        n = buffer.read(size, target)
+                    except unitls.WantReadError:
+                        n = -1
+                    except unitls.TLSError:
+                        self._maybe_more = True
+                        raise
+                    queued = buffer.outgoing_bytes_buffered()
+                if queued:
+                    self._flush(deadline)
+                if n >= 0:  # type: ignore[operator]  # read() with a buffer returns a count
+                    self._maybe_more = n == 0 or n == size
+                    return n  # type: ignore[return-value]
+                self._fill(deadline)
 
     def sendall(self, data: bytes | memoryview, deadline: float | None) -> None:
         """Encrypt and send all of `data`."""
-        view = memoryview(data).cast("B")
         buffer = self.buffer
+        if type(data) is bytes:  # the common case: no memoryview (the buffer's fast path)
+            with self._lock:
+                try:
+                    n = buffer.write(data)
+                except unitls.WantWriteError:
+                    n = 0
+            self._flush(deadline)
+            if n == len(data):
+                return
+            view = memoryview(data)[n:]
+        else:
+            view = memoryview(data).cast("B")
         while view:
             with self._lock:
                 try:
@@ -226,16 +299,26 @@ class TLSStream:
             return True
         buffer = self.buffer
         if not self._recv_lock.acquire(blocking=False):
-            return True  # another thread is reading right now
+            # Another thread is reading: leave the buffer to it and answer for the
+            # transport alone (as a plain socket would). Saying True here would tell
+            # httpcore's pool that a connection in use was dropped: it checks an
+            # "idle" connection that another thread is just starting to use, and
+            # closes it if readable.
+            return self.transport.readable()
         try:
-            with self._lock:
-                try:
-                    self._unread = buffer.read(_RECV_SIZE)  # type: ignore[assignment]
-                    return True  # plaintext, or b"" for close_notify
-                except unitls.WantReadError:
-                    pass
-                except unitls.TLSError:
-                    return True  # the next read raises it
+            if not self._nothing_to_read():
+                with self._lock:
+                    try:
+                        data = buffer.read(_RECV_SIZE)
+                    except unitls.WantReadError:
+                        self._maybe_more = False
+                    except unitls.TLSError:
+                        self._maybe_more = True
+                        return True  # the next read raises it
+                    else:
+                        self._unread = data  # type: ignore[assignment]
+                        self._maybe_more = not data or len(data) == _RECV_SIZE  # type: ignore[arg-type]
+                        return True  # plaintext, or b"" for close_notify
         finally:
             self._recv_lock.release()
         return self.transport.readable()

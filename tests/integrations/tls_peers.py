@@ -1,0 +1,310 @@
+"""Small stdlib-`ssl` peers for the httpcore/httpx adapter tests: servers that misbehave on purpose.
+
+`TLSServerThread` accepts connections on 127.0.0.1 and runs a handler on each (in its own
+thread) after the stdlib handshake; the handler decides what the client sees (a response
+closed with or without close_notify, silence, ...). `silent_listener()` is a TCP listener
+that never accepts, so a TLS handshake with it never progresses. `Socks5Proxy` is a
+minimal SOCKS5 (no authentication, CONNECT only) proxy; `RefusingProxy` an HTTP proxy
+that refuses every tunnel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Callable, Iterator
+
+import trustme
+
+Handler = Callable[[ssl.SSLSocket], None]
+
+
+def server_context(
+    leaf: trustme.LeafCert,
+    *,
+    version: ssl.TLSVersion | None = None,
+    alpn: list[str] | None = None,
+) -> ssl.SSLContext:
+    """A stdlib server context for `leaf`, optionally pinned to one TLS version and
+    selecting among `alpn`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    leaf.configure_cert(context)
+    if version is not None:
+        context.minimum_version = context.maximum_version = version
+    if alpn is not None:
+        context.set_alpn_protocols(alpn)
+    return context
+
+
+def read_request(sock: ssl.SSLSocket) -> bytes:
+    """The request head (up to the blank line), read from `sock`."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def ragged_close(tls: ssl.SSLSocket) -> None:
+    """End the TCP stream under `tls` without close_notify (a "ragged EOF"), then wait for
+    the client to close (so no unread byte turns the FIN into a reset)."""
+    raw = socket.socket(fileno=os.dup(tls.fileno()))
+    with raw:
+        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(10)
+        with contextlib.suppress(OSError):
+            while raw.recv(65536):
+                pass
+
+
+def h2_truncating_handler(*, clean: bool) -> Handler:
+    """An HTTP/2 server (ALPN h2) that announces 1 MB, sends 48 KiB and closes the
+    connection, with close_notify if `clean` and without otherwise."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    def handler(tls: ssl.SSLSocket) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        tls.sendall(conn.data_to_send())
+        stream_id = None
+        while stream_id is None:
+            data = tls.recv(65536)
+            if not data:
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    stream_id = event.stream_id
+            tls.sendall(conn.data_to_send())
+        conn.send_headers(stream_id, [(":status", "200"), ("content-length", "1000000")])
+        for _ in range(3):  # within the initial flow-control window
+            conn.send_data(stream_id, b"x" * 16384)
+        tls.sendall(conn.data_to_send())
+        if clean:
+            tls.unwrap()
+        else:
+            ragged_close(tls)
+
+    return handler
+
+
+class TLSServerThread:
+    """A stdlib TLS server on 127.0.0.1 running `handler` on each accepted connection.
+
+    `seen` collects `(version(), cipher())` as the server saw them; `errors` collects
+    exceptions raised in handshakes or handlers (tests check it when that matters).
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        handler: Handler,
+        *,
+        unix_path: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.context = context
+        self.handler = handler
+        self.seen: list[tuple[str | None, tuple[str, str, int] | None]] = []
+        self.errors: list[BaseException] = []
+        if unix_path is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._listener = socket.create_server((host, 0), family=family)
+            self.port = int(self._listener.getsockname()[1])
+        else:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(unix_path)
+            self._listener.listen()
+            self.port = 0
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def __enter__(self) -> TLSServerThread:
+        self._accept_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._accept_thread.join(5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _accept_loop(self) -> None:
+        while (client := _accept(self._listener, self._stopping)) is not None:
+            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        try:
+            with self.context.wrap_socket(
+                client, server_side=True, suppress_ragged_eofs=False
+            ) as tls:
+                self.seen.append((tls.version(), tls.cipher()))
+                self.handler(tls)
+        except (OSError, ValueError) as exc:
+            self.errors.append(exc)
+        finally:
+            client.close()
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """A port whose listener completes TCP connections but never reads or answers."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()
+
+
+class Socks5Proxy:
+    """A threaded SOCKS5 proxy (RFC 1928: no authentication, CONNECT) on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.tunnels: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"socks5://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Socks5Proxy:
+        self._accept_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._accept_thread.join(5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def _accept_loop(self) -> None:
+        while (client := _accept(self._listener, self._stopping)) is not None:
+            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        with client:
+            try:
+                version, count = _recv_exactly(client, 2)
+                methods = _recv_exactly(client, count)
+                if version != 5 or 0 not in methods:
+                    client.sendall(b"\x05\xff")
+                    return
+                client.sendall(b"\x05\x00")
+                _, command, _, kind = _recv_exactly(client, 4)
+                if kind == 1:
+                    host = socket.inet_ntoa(_recv_exactly(client, 4))
+                elif kind == 3:
+                    host = _recv_exactly(client, _recv_exactly(client, 1)[0]).decode("ascii")
+                else:
+                    host = socket.inet_ntop(socket.AF_INET6, _recv_exactly(client, 16))
+                (port,) = struct.unpack("!H", _recv_exactly(client, 2))
+                if command != 1:
+                    client.sendall(b"\x05\x07\x00\x01" + bytes(6))
+                    return
+                self.tunnels.append(f"{host}:{port}")
+            except (OSError, ValueError):
+                return
+            try:
+                upstream = socket.create_connection((host, port), timeout=10)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    client.sendall(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
+                return
+            with upstream:
+                client.sendall(b"\x05\x00\x00\x01" + bytes(6))
+                _relay(client, upstream)
+
+
+class RefusingProxy:
+    """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 502 Bad Gateway."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RefusingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        while (client := _accept(self._listener, self._stopping)) is not None:
+            with client:
+                client.settimeout(10)
+                with contextlib.suppress(OSError):
+                    request = b""
+                    while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
+                        request += chunk
+                    client.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+
+
+def _accept(listener: socket.socket, stopping: threading.Event) -> socket.socket | None:
+    """The next connection, or `None` once `stopping` is set (closing a listener does not
+    wake a thread blocked in `accept()` on Linux, so wait in short polls instead)."""
+    while not stopping.is_set():
+        if select.select([listener], [], [], 0.05)[0]:
+            try:
+                return listener.accept()[0]
+            except OSError:
+                return None
+    return None
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("the client closed the connection early")
+        data += chunk
+    return data
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    while True:
+        ready, _, _ = select.select([a, b], [], [], 30)
+        if not ready:
+            return
+        for source in ready:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                (b if source is a else a).sendall(data)
+            except OSError:
+                return
