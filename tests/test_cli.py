@@ -186,6 +186,13 @@ def check_demo_output(out: str) -> None:
     assert re.search(r"Valid: +\d{4}-\d\d-\d\d .* UTC to \d{4}-", out)
     assert "Key:         EC secp256r1 (256 bits)" in out
     assert "received it back intact" in out
+    # The HTTP part (unitls_integrations, through the `unitls.demo` entry point; the
+    # test extra installs hypercorn, so h2 is on offer).
+    assert re.search(r"HTTP over unitls: hypercorn on https://localhost:\d+/", out)
+    assert re.search(r"httpx, HTTP/2 allowed +ALPN h2 +server says: hello over HTTP/2", out)
+    assert re.search(r"httpx, HTTP/1.1 only +ALPN http/1.1 +server says: hello over HTTP/1.1", out)
+    assert re.search(r"urllib3 PoolManager +ALPN http/1.1 +server says: hello over HTTP/1.1", out)
+    assert re.search(r"http.client +ALPN http/1.1 +server says: hello over HTTP/1.1", out)
 
 
 @pytest.mark.parametrize("args", [["demo"], []], ids=["demo", "default"])
@@ -635,3 +642,24 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
         runpy.run_module("unitls", run_name="__main__")
     assert info.value.code == 0
     assert capsys.readouterr().out == f"unitls {unitls.__version__}\n"
+
+
+class _EntryPoint:
+    """An installed `unitls.demo` plugin whose import fails, as without `unitls[demo]`."""
+
+    name = "http"
+
+    def load(self) -> object:
+        raise ModuleNotFoundError("No module named 'hypercorn_or_httpx'")
+
+
+def test_demo_reports_a_plugin_whose_dependencies_are_missing(monkeypatch, capsys):
+    monkeypatch.setattr(unitls._cli, "entry_points", lambda group: [_EntryPoint()])
+    assert main(["demo"]) == 0
+    out, err = capsys.readouterr()
+    assert "received it back intact" in out
+    assert (
+        "HTTP demo skipped: No module named 'hypercorn_or_httpx' "
+        "(install it with: python -m pip install 'unitls[demo]')"
+    ) in out
+    assert err == ""

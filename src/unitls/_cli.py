@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import IO, Any, cast
 
 from cryptography import x509
@@ -285,7 +286,24 @@ def _demo(out: IO[str]) -> int:
     if received != _DEMO_MESSAGE:
         raise RuntimeError(f"echo mismatch: sent {_DEMO_MESSAGE!r}, received {received!r}")
     out.write(f"Echo: sent {_DEMO_MESSAGE!r}, received it back intact\n")
+    _demo_plugins(out, ca_pem, leaf_pem, key_pem)
     return 0
+
+
+def _demo_plugins(out: IO[str], ca_pem: bytes, leaf_pem: bytes, key_pem: bytes) -> None:
+    """Run the demos other packages register under the `unitls.demo` entry point.
+
+    The HTTP demo lives in `unitls_integrations` (it needs HTTP libraries, which the
+    core never imports); it receives this demo's CA and server certificate.
+    """
+    for entry_point in sorted(entry_points(group="unitls.demo"), key=lambda ep: ep.name):
+        try:
+            entry_point.load()(out, ca_pem, leaf_pem, key_pem)
+        except ImportError as exc:
+            out.write(
+                f"\n{entry_point.name.upper()} demo skipped: {exc} "
+                "(install it with: python -m pip install 'unitls[demo]')\n"
+            )
 
 
 def _send_all(sock: socket.socket, buffer: unitls.TLSBuffer) -> None:
