@@ -8,6 +8,7 @@ fixture returns, and is stopped by PID afterwards. Routes shared by hypercorn an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -203,6 +204,7 @@ class ConnectProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._threads: list[threading.Thread] = []
+        self._upstreams: set[socket.socket] = set()
         self._stopping = False
         self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
 
@@ -217,8 +219,16 @@ class ConnectProxy:
 
     def __exit__(self, *exc: object) -> None:
         self._stopping = True
+        # close() alone does not wake a thread blocked in accept(); shutdown() does.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self._accept_thread.join(5)
+        # Tunnels a client left open end now: their upstream sockets are shut down,
+        # which makes the copying thread's select() return.
+        for upstream in list(self._upstreams):
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(5)
 
@@ -254,10 +264,14 @@ class ConnectProxy:
         except (OSError, ValueError):
             client.close()
             return
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self._upstreams.add(upstream)
         try:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             _tunnel(client, upstream)
+        except OSError:
+            pass  # the client went away
         finally:
+            self._upstreams.discard(upstream)
             client.close()
             upstream.close()
 

@@ -209,10 +209,9 @@ def test_configuration_errors_reach_the_caller(server: Server) -> None:
         http.get(f"{server.url}/", timeout=30)
 
 
-# certifi's bundle holds roots with non-positive serial numbers; the unitls backend
-# parses trust stores with `cryptography`, which warns about them (reported upstream in
-# this project; the stdlib's OpenSSL loader does not warn). Only that warning is ignored.
-@pytest.mark.filterwarnings("ignore:Parsed a serial number which wasn't positive")
+# certifi's bundle holds roots with non-positive serial numbers, which cryptography's
+# parser warns about; the backend loads trust anchors with OpenSSL, so no warning
+# reaches requests users (pytest turns any warning into an error here).
 def test_requests_default_ca_bundle(server: Server) -> None:
     # verify=True: requests loads certifi's bundle into the facade, which then trusts
     # the configured test CA and certifi's roots, as an ssl.SSLContext would.

@@ -264,12 +264,6 @@ def test_cert_none_verifies_nothing_and_warns(untrusted_server: TLSServerThread)
     assert ctx.verify_mode == ssl.CERT_REQUIRED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ssl.SSLCertVerificationError,
-    reason="unitls.openssl translate() reports the verify result recorded under VERIFY_NONE "
-    "for any later failure, so this ragged EOF surfaces as a verification error",
-)
 def test_ragged_eof_after_an_unverified_handshake_reads_as_the_end(
     untrusted_server: TLSServerThread,
 ) -> None:

@@ -50,8 +50,7 @@ import enum
 import threading
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from typing_extensions import Buffer
 
 from .._enums import CipherSuite, NextProtocol, TLSVersion
@@ -668,10 +667,13 @@ class OpenSSLTLSBuffer:
         try:
             if not self._handshook:
                 return None
-            cert = self._conn.get_peer_certificate(as_cryptography=True)
+            # The DER as OpenSSL holds it: no round trip through cryptography, whose
+            # strict parser refuses certificates OpenSSL accepted (an insecure
+            # connection may have any certificate at all).
+            cert = self._conn.get_peer_certificate()
         finally:
             self._busy = False
-        return None if cert is None else cert.public_bytes(Encoding.DER)
+        return None if cert is None else crypto.dump_certificate(crypto.FILETYPE_ASN1, cert)
 
     def __repr__(self) -> str:
         side = "client" if self._client else "server"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -73,6 +74,34 @@ def _load_certificates(source: Certificate | TrustStore, field: str) -> list[x50
     return certs
 
 
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+def _load_trust_anchors(trust: TrustStore, field: str) -> list[crypto.X509]:
+    """The certificates of a trust store, parsed by OpenSSL, which will use them.
+
+    Not through cryptography: its stricter parser warns about (and will one day
+    refuse) roots that real bundles carry, such as certifi's with non-positive
+    serial numbers, and every `requests` user would see that warning.
+    """
+    data = _read_source(trust, field)
+    if b"-----BEGIN" in data:
+        blocks, filetype = _PEM_CERTIFICATE.findall(data), crypto.FILETYPE_PEM
+        if not blocks:
+            raise ConfigurationError(
+                f"{field}: not a PEM or DER certificate (no CERTIFICATE block)"
+            )
+    else:
+        blocks, filetype = [data], crypto.FILETYPE_ASN1
+    try:
+        return [crypto.load_certificate(filetype, block) for block in blocks]
+    except crypto.Error as exc:
+        reasons = "; ".join(dict.fromkeys(str(entry[-1]) for entry in exc.args[0])) or "no reason"
+        raise ConfigurationError(f"{field}: not a PEM or DER certificate ({reasons})") from exc
+
+
 def _load_certificate(source: Certificate, field: str) -> x509.Certificate:
     certs = _load_certificates(source, field)
     if len(certs) != 1:
@@ -128,9 +157,9 @@ def _apply_trust(ctx: SSL.Context, trust: TrustStore, field: str) -> None:
             )
         ctx.set_default_verify_paths()
         return
-    for cert in _load_certificates(trust, field):
+    for cert in _load_trust_anchors(trust, field):
         try:
-            store.add_cert(crypto.X509.from_cryptography(cert))
+            store.add_cert(cert)
         except crypto.Error as exc:  # duplicates are harmless; anything else is not
             if "already in hash table" not in str(exc):
                 raise ConfigurationError(f"{field}: cannot add certificate: {exc}") from exc

@@ -5,8 +5,9 @@ pyOpenSSL exception is turned into a `unitls.TLSError` subclass, chained with
 `from` so the OpenSSL detail stays on `__cause__`:
 
 1. `SSL.WantReadError` / `SSL.WantWriteError` -> `WantReadError` / `WantWriteError`.
-2. A failed certificate check -> `CertificateVerificationError` with the verify
-   code, its reason and, for name mismatches, the expected and presented names.
+2. A certificate check that failed during the handshake, with verification on
+   -> `CertificateVerificationError` with the verify code, its reason and, for
+   name mismatches, the expected and presented names.
 3. A `SysCallError` or an "unexpected eof" after the caller signalled transport
    EOF (`process_incoming(b"")`) -> `RaggedEOF`.
 4. Any other `SSL.Error` -> `TLSError` with OpenSSL's reasons.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from OpenSSL import SSL
 
 from .._errors import RaggedEOF, TLSError, WantReadError, WantWriteError
+from ._lowlevel import lib
 from ._verify import PeerName, verification_error
 
 __all__ = ["translate", "describe"]
@@ -60,9 +62,13 @@ def translate(
     if isinstance(exc, SSL.WantWriteError):
         return WantWriteError("Outgoing TLS data must be sent first")
     if isinstance(exc, SSL.Error):
-        verify = verification_error(conn, peer)
-        if verify is not None:
-            return verify
+        # OpenSSL records a verify result even when it was told not to act on it
+        # (VERIFY_NONE, the insecure backend), and keeps it after the handshake: it
+        # explains a failure only while handshaking with verification on.
+        if handshaking and lib.SSL_get_verify_mode(conn._ssl) & lib.SSL_VERIFY_PEER:
+            verify = verification_error(conn, peer)
+            if verify is not None:
+                return verify
         reason = describe(exc)
         if eof and (isinstance(exc, SSL.SysCallError) or "unexpected eof" in reason.lower()):
             where = "during the handshake" if handshaking else "before TLS close_notify"

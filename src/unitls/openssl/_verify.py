@@ -132,9 +132,17 @@ def verification_error(
     if code in NAME_MISMATCH_CODES and peer is not None:
         # After a failed check OpenSSL keeps the chain the peer sent, not a peer
         # certificate; its first element is the leaf.
-        sent = conn.get_peer_cert_chain(as_cryptography=True)
-        names = presented_names(sent[0] if sent else None)
-        shown = ", ".join(names) if names else "no DNS or IP subjectAltName"
+        try:
+            sent = conn.get_peer_cert_chain(as_cryptography=True)
+        except Exception:
+            # OpenSSL reads certificates lazily (it checks the name before the dates),
+            # cryptography's parser is strict: a peer certificate it cannot parse must
+            # still fail as a verification error, not as ValueError/InvalidVersion.
+            names: tuple[str, ...] = ()
+            shown = "names that cannot be read (cryptography cannot parse the certificate)"
+        else:
+            names = presented_names(sent[0] if sent else None)
+            shown = ", ".join(names) if names else "no DNS or IP subjectAltName"
         return CertificateVerificationError(
             f"Certificate verify failed: {reason} (code {code}): expected {peer.text!r}, "
             f"certificate presents {shown}",
