@@ -14,10 +14,12 @@ server, measures sequential GETs over one kept-alive connection:
 - a bulk row per stack: GET /static/big.bin (10 MiB) a few times, in MB/s.
 
 Both sides of a row verify the server's certificate and hostname against the same CA.
-Stacks run round-robin inside each round, in a rotating order, so that drift on this
-shared machine hits both alike; each round gives a ratio (unitls / default) and the
-median of the per-round ratios is reported. Nothing here is a test: no assertions on
-speed, only a table (bench/README.md holds the last one).
+The two flavours of a stack alternate inside each round (the order flips every
+round), so that drift on a shared machine hits both alike; each round gives a ratio
+(unitls / default) and the median of the per-round ratios is reported. On a machine
+with two or more cores the servers are pinned to the last core and this client to
+the first, so that client and server do not take turns on one core. Nothing here is
+a test: no assertions on speed, only a table (bench/README.md holds the last one).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import argparse
 import contextlib
 import json
+import os
 import platform
 import signal
 import ssl
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,11 +53,17 @@ import trustme
 import urllib3
 
 sys.path.insert(0, str(_HERE.parent / "tests" / "integrations"))
-from servers import BIG_SIZE, Server, start_hypercorn, start_nginx, stop_process
+from servers import BIG_SIZE, Server, nginx_binary, start_hypercorn, start_nginx, stop_process
 from unitls_integrations.httpx import HTTPTransport
 from unitls_integrations.ssl_context import SSLContext
 
 Fetch = Callable[[str], int]  # GET a URL, return the body length
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Keep a process on `cpus`, so client and server do not take turns on one core."""
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(pid, cpus)
 
 
 @contextlib.contextmanager
@@ -62,6 +72,12 @@ def servers(directory: Path) -> Iterator[list[Server]]:
     leaf = ca.issue_cert("localhost", "127.0.0.1")
     hyper, hyper_process = start_hypercorn(directory / "hypercorn", ca, leaf)
     nginx, _mtls, nginx_process = start_nginx(directory / "nginx", ca, leaf)
+    # Both servers are single processes (hypercorn --workers 0, nginx master_process
+    # off): they share the last core, and this client gets the first to itself.
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    for process in (hyper_process, nginx_process):
+        pin(process.pid, {cores[-1]})
+    pin(0, {cores[0]})
     try:
         yield [hyper, nginx]
     finally:
@@ -173,10 +189,16 @@ def summarize(rows: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
     return table
 
 
+def nginx_version() -> str:
+    result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)
+    return result.stderr.strip().rpartition("/")[2] or "?"
+
+
 def environment() -> dict[str, str]:
+    from importlib.metadata import version
+
     import h2
     import httpcore
-    import hypercorn
 
     return {
         "python": platform.python_version(),
@@ -186,7 +208,9 @@ def environment() -> dict[str, str]:
         "httpcore": httpcore.__version__,
         "h2": h2.__version__,
         "urllib3": urllib3.__version__,
-        "hypercorn": getattr(hypercorn, "__version__", "?"),
+        "hypercorn": version("hypercorn"),
+        "nginx": nginx_version(),
+        "cpus": f"{os.cpu_count()} (server pinned to the last, client to the first)",
     }
 
 
@@ -208,9 +232,11 @@ def render(table: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--requests", type=int, default=1000, help="small GETs per stack per round")
-    parser.add_argument("--downloads", type=int, default=3, help="10 MiB GETs per stack per round")
+    # Many short rounds rather than a few long ones: each round compares the two
+    # flavours back to back, so slow drift on a shared machine cancels out.
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=300, help="small GETs per stack per round")
+    parser.add_argument("--downloads", type=int, default=10, help="10 MiB GETs per stack per round")
     parser.add_argument("--quick", action="store_true", help="3 rounds x 200 GETs x 1 download")
     parser.add_argument("--json", type=Path, help="write environment, raw values and summary here")
     args = parser.parse_args(argv)
