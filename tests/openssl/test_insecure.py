@@ -514,3 +514,33 @@ def test_insecure_server_socket_warns_on_listen_and_accept(client_config, server
         thread.join(TIMEOUT)
         listener.close()
     assert results == [b"hi"]
+
+
+# -- errors after an unverified handshake ------------------------------------------------------
+
+
+def test_a_ragged_eof_after_an_unverified_handshake_is_a_ragged_eof(self_signed_config, no_verify):
+    # OpenSSL records "self-signed certificate" (code 18) even under VERIFY_NONE and keeps
+    # it after the handshake; it must not turn later failures into verification errors.
+    client = _buffer(_client(unitls.TLSClientConfiguration(), no_verify), "localhost")
+    _connect(client, self_signed_config)
+    client.process_incoming(b"")  # the transport closed without close_notify
+    with pytest.raises(unitls.RaggedEOF) as info:
+        client.read(100)
+    assert not isinstance(info.value, unitls.CertificateVerificationError)
+
+
+def test_a_corrupt_record_after_an_unverified_handshake_is_not_a_verification_error(
+    self_signed_config, no_verify
+):
+    client = _buffer(_client(unitls.TLSClientConfiguration(), no_verify), "localhost")
+    server = OPENSSL_IMPLEMENTATION.server_context(self_signed_config).create_buffer()
+    handshake(client, server)
+    server.write(b"x" * 100)
+    record = bytearray(server.process_outgoing(1 << 16))
+    record[-1] ^= 0x01  # break the AEAD tag
+    client.process_incoming(bytes(record))
+    with pytest.raises(unitls.TLSError) as info:
+        client.read(100)
+    assert not isinstance(info.value, unitls.CertificateVerificationError)
+    assert "bad record mac" in str(info.value).lower() or "decrypt" in str(info.value).lower()
