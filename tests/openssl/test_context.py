@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,33 @@ def test_trust_store_file_with_several_pem_certificates(ca, server_config, tmp_p
     bundle.write_bytes(other.cert_pem.bytes() + ca.cert_pem.bytes() + ca.cert_pem.bytes())
     client = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_file(str(bundle)))
     assert make_pair(client, server_config).c2s(b"ok") == b"ok"
+
+
+def test_trust_store_with_roots_cryptography_warns_about_loads_silently(ca, server_config):
+    # certifi's bundle has roots with non-positive serial numbers: cryptography warns
+    # about them (an error under this suite's filterwarnings), OpenSSL does not.
+    certifi = pytest.importorskip("certifi")
+    with open(certifi.where(), "rb") as f:
+        bundle = f.read()
+    trust = unitls.TrustStore.from_buffer(bundle + ca.cert_pem.bytes())
+    client = unitls.TLSClientConfiguration(trust_store=trust)
+    assert make_pair(client, server_config).c2s(b"ok") == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "wrong tag"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "no CERTIFICATE"),
+        (b"\x30\x03\x02\x01\x01", "DER|tag|asn1"),
+    ],
+    ids=["bad-pem-body", "no-certificate-block", "bad-der"],
+)
+def test_unreadable_trust_stores_name_the_reason(data, reason):
+    config = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_buffer(data))
+    with pytest.raises(unitls.ConfigurationError, match="trust_store: not a PEM or DER") as info:
+        validate_config(config)
+    assert re.search(reason, str(info.value), re.IGNORECASE)
 
 
 def test_system_trust_store_honours_ssl_cert_file(ca, server_config, tmp_path, monkeypatch):
