@@ -1,8 +1,11 @@
 """The asynchronous httpcore streams of `unitls_integrations.httpcore`, on anyio.
 
-`AsyncTCPStream` is a plain anyio socket stream; its `start_tls` runs a unitls
-`TLSBuffer` over it and returns an `AsyncTLSStream`, which is itself a byte stream,
-so `start_tls` on it stacks TLS in TLS (HTTPS proxies). Everything here runs under
+The async mirror of the synchronous side: `AsyncTLSStream` is the engine, a unitls
+`TLSBuffer` driven over an anyio byte stream (as `_blocking.TLSStream` is over a
+blocking transport), and itself a byte stream, so TLS stacks in TLS (HTTPS
+proxies). `AsyncStream` is what httpcore sees, one class before and after
+`start_tls`: it runs over the anyio socket stream of a plain TCP connection, then
+over the `AsyncTLSStream` that `start_tls` built. Everything here runs under
 asyncio and trio alike.
 """
 
@@ -19,12 +22,19 @@ import httpcore
 import unitls
 
 from ._blocking import CLOSE_NOTIFY_TIMEOUT
-from ._stream_common import SSLObjectView, address_info, reason, socket_readable
+from ._stream_common import (
+    SSLObjectView,
+    connect_error,
+    extra_info,
+    read_error,
+    socket_readable,
+    write_error,
+)
 
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["ASYNC_IO_ERRORS", "AsyncTCPStream", "AsyncTLSStream"]
+__all__ = ["ASYNC_IO_ERRORS", "AsyncStream", "AsyncTLSStream"]
 
 _RECV_SIZE = 64 * 1024
 _SEND_SIZE = 64 * 1024
@@ -51,58 +61,61 @@ async def _start_tls(
     ssl_context: object,
     server_hostname: str | None,
     timeout: float | None,
-) -> AsyncTLSStream:
+) -> AsyncStream:
     try:
         buffer = make_buffer(ssl_context, server_hostname)
-        assert server_hostname is not None
-        stream = AsyncTLSStream(make_buffer, transport, buffer, sock, server_hostname)
+        tls = AsyncTLSStream(transport, buffer, sock)
         with anyio.fail_after(timeout):
-            await stream._handshake()
+            await tls._handshake()
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await transport.aclose()
-        if isinstance(exc, TimeoutError):
-            raise httpcore.ConnectTimeout(f"TLS handshake timed out: {reason(exc)}") from exc
         if isinstance(exc, (*ASYNC_IO_ERRORS, unitls.TLSError)):
-            raise httpcore.ConnectError(reason(exc)) from exc
+            raise connect_error(exc, handshake=True) from exc
         raise
-    return stream
+    assert server_hostname is not None
+    return AsyncStream(make_buffer, tls, sock, SSLObjectView(buffer, server_hostname))
 
 
-class AsyncTCPStream(httpcore.AsyncNetworkStream):
-    """A plain TCP (or Unix) anyio stream, before `start_tls`."""
+class AsyncStream(httpcore.AsyncNetworkStream):
+    """An httpcore async stream: plain TCP (or Unix) before `start_tls`, unitls TLS after.
+
+    It runs over an anyio socket stream, or over the `AsyncTLSStream` `start_tls`
+    built (on the socket stream, or on another TLS stream for TLS in TLS).
+    """
 
     def __init__(
-        self, make_buffer: BufferFactory, stream: anyio.abc.SocketStream, sock: socket.socket
+        self,
+        make_buffer: BufferFactory,
+        transport: anyio.abc.SocketStream | AsyncTLSStream,
+        sock: socket.socket,
+        ssl_object: SSLObjectView | None = None,
     ) -> None:
         self._make_buffer = make_buffer
-        self._stream = stream
+        self._transport = transport
         self._sock = sock
+        self._ssl_object = ssl_object
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
             with anyio.fail_after(timeout):
-                return await self._stream.receive(max_bytes)
+                return await self._transport.receive(max_bytes)
         except anyio.EndOfStream:
             return b""
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(reason(exc)) from exc
-        except ASYNC_IO_ERRORS as exc:
-            raise httpcore.ReadError(reason(exc)) from exc
+        except (*ASYNC_IO_ERRORS, unitls.TLSError) as exc:
+            raise read_error(exc) from exc
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         try:
             with anyio.fail_after(timeout):
-                await self._stream.send(buffer)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(reason(exc)) from exc
-        except ASYNC_IO_ERRORS as exc:
-            raise httpcore.WriteError(reason(exc)) from exc
+                await self._transport.send(buffer)
+        except (*ASYNC_IO_ERRORS, unitls.TLSError) as exc:
+            raise write_error(exc) from exc
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        await self._transport.aclose()  # an AsyncTLSStream sends close_notify first
 
     async def start_tls(
         self,
@@ -111,20 +124,19 @@ class AsyncTCPStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         return await _start_tls(
-            self._make_buffer, self._stream, self._sock, ssl_context, server_hostname, timeout
+            self._make_buffer, self._transport, self._sock, ssl_context, server_hostname, timeout
         )
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
+            transport = self._transport
+            if isinstance(transport, AsyncTLSStream):
+                return transport.readable()
             return socket_readable(self._sock)
-        if info in ("client_addr", "server_addr"):
-            return address_info(self._sock, info)
-        if info == "socket":
-            return self._sock
-        return None
+        return extra_info(info, self._sock, self._ssl_object)
 
 
-class AsyncTLSStream(httpcore.AsyncNetworkStream):
+class AsyncTLSStream:
     """A unitls TLS stream over an anyio stream, or over another TLS stream.
 
     Tasks never interleave their ciphertext: whoever sends takes the bytes out of
@@ -133,14 +145,8 @@ class AsyncTLSStream(httpcore.AsyncNetworkStream):
     """
 
     def __init__(
-        self,
-        make_buffer: BufferFactory,
-        transport: _ByteStream,
-        buffer: unitls.TLSBuffer,
-        sock: socket.socket,
-        server_hostname: str,
+        self, transport: _ByteStream, buffer: unitls.TLSBuffer, sock: socket.socket
     ) -> None:
-        self._make_buffer = make_buffer
         self._transport = transport
         self._buffer = buffer
         self._sock = sock
@@ -152,7 +158,6 @@ class AsyncTLSStream(httpcore.AsyncNetworkStream):
         # whether the transport's EOF went to the buffer.
         self._maybe_more = False
         self._eof = False
-        self._ssl_object = SSLObjectView(buffer, server_hostname)
 
     # -- the pump -------------------------------------------------------------------
 
@@ -270,28 +275,6 @@ class AsyncTLSStream(httpcore.AsyncNetworkStream):
             return transport.readable()
         return socket_readable(self._sock)
 
-    # -- httpcore's interface -------------------------------------------------------
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            with anyio.fail_after(timeout):
-                return await self._recv(max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(reason(exc)) from exc
-        except (*ASYNC_IO_ERRORS, unitls.TLSError) as exc:
-            raise httpcore.ReadError(reason(exc)) from exc
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            with anyio.fail_after(timeout):
-                await self.send(buffer)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(reason(exc)) from exc
-        except (*ASYNC_IO_ERRORS, unitls.TLSError) as exc:
-            raise httpcore.WriteError(reason(exc)) from exc
-
     async def aclose(self) -> None:
         """Send close_notify (without waiting for the peer's) and close the transport."""
         if self._closed:
@@ -310,24 +293,3 @@ class AsyncTLSStream(httpcore.AsyncNetworkStream):
                         pass
         finally:
             await self._transport.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return await _start_tls(
-            self._make_buffer, self, self._sock, ssl_context, server_hostname, timeout
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return self.readable()
-        if info == "ssl_object":
-            return self._ssl_object
-        if info in ("client_addr", "server_addr"):
-            return address_info(self._sock, info)
-        if info == "socket":
-            return self._sock
-        return None

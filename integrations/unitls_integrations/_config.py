@@ -9,7 +9,14 @@ from typing import Any
 import unitls
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 
-__all__ = ["ContextCache", "alpn_protocols", "check_configuration", "replace"]
+__all__ = [
+    "ContextCache",
+    "Implementation",
+    "alpn_protocols",
+    "check_configuration",
+    "protocol_name",
+    "replace",
+]
 
 Implementation = unitls.TLSImplementation[Any, Any]
 
@@ -56,6 +63,18 @@ def alpn_protocols(names: Iterable[str]) -> tuple[unitls.NextProtocol | bytes, .
         except ValueError:
             result.append(raw)
     return tuple(result)
+
+
+def protocol_name(protocol: unitls.NextProtocol | bytes | None) -> str | None:
+    """A negotiated ALPN protocol as the `ssl` module names it (`"h2"`), or `None`.
+
+    The inverse of `alpn_protocols`, for `selected_alpn_protocol()`; decoded as UTF-8
+    like CPython's `_ssl` module.
+    """
+    if protocol is None:
+        return None
+    raw = protocol.value if isinstance(protocol, unitls.NextProtocol) else protocol
+    return raw.decode("utf-8", "replace")
 
 
 class ContextCache:

@@ -2,31 +2,39 @@
 
 The object `get_extra_info("ssl_object")` returns (the negotiated parameters in
 `ssl.SSLObject`'s vocabulary, the peer certificate decoded as `ssl` decodes it), the
-answers to the other `get_extra_info()` keys, and error messages.
+answers to the other `get_extra_info()` keys, and the httpcore exception each
+failure becomes (theory of operation rule 3 in `httpcore.py`). The I/O itself stays
+in the sync and async streams, which mirror each other the way httpcore's own
+backends do; only the logic that does no I/O lives here.
+
+The error helpers build the exception for the caller to `raise ... from exc` in a
+plain `except` clause, so they cost nothing while nothing fails.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import select
 import socket
 import sys
 from collections.abc import Iterable
 from typing import Any
 
-from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID
+import httpcore
 
 import unitls
 
+from ._certdict import decode_certificate
+from ._config import protocol_name
+
 __all__ = [
     "SSLObjectView",
-    "address_info",
     "apply_socket_options",
-    "certificate_dict",
+    "connect_error",
+    "extra_info",
+    "read_error",
     "reason",
     "socket_readable",
+    "write_error",
 ]
 
 
@@ -50,11 +58,7 @@ class SSLObjectView:
 
     def selected_alpn_protocol(self) -> str | None:
         """The protocol ALPN selected (`"h2"`, `"http/1.1"`), or `None`."""
-        protocol = self.tls_buffer.negotiated_protocol()
-        if protocol is None:
-            return None
-        raw = protocol.value if isinstance(protocol, unitls.NextProtocol) else protocol
-        return raw.decode("ascii", "replace")
+        return protocol_name(self.tls_buffer.negotiated_protocol())
 
     def version(self) -> str | None:
         """The negotiated TLS version, `"TLSv1.2"` or `"TLSv1.3"`."""
@@ -88,7 +92,7 @@ class SSLObjectView:
         der = self.tls_buffer.getpeercert()
         if der is None or binary_form:
             return der
-        return certificate_dict(der)
+        return decode_certificate(der)
 
     def compression(self) -> None:
         """Always `None`: TLS compression is never used."""
@@ -101,131 +105,40 @@ class SSLObjectView:
         )
 
 
-# Attribute types by OID, named as OpenSSL (and so `ssl.SSLSocket.getpeercert()`) names them.
-_NAME_ATTRIBUTES = {
-    "2.5.4.3": "commonName",
-    "2.5.4.4": "surname",
-    "2.5.4.5": "serialNumber",
-    "2.5.4.6": "countryName",
-    "2.5.4.7": "localityName",
-    "2.5.4.8": "stateOrProvinceName",
-    "2.5.4.9": "streetAddress",
-    "2.5.4.10": "organizationName",
-    "2.5.4.11": "organizationalUnitName",
-    "2.5.4.12": "title",
-    "2.5.4.15": "businessCategory",
-    "2.5.4.17": "postalCode",
-    "2.5.4.42": "givenName",
-    "2.5.4.43": "initials",
-    "2.5.4.44": "generationQualifier",
-    "2.5.4.46": "dnQualifier",
-    "2.5.4.65": "pseudonym",
-    "2.5.4.97": "organizationIdentifier",
-    "0.9.2342.19200300.100.1.1": "userId",
-    "0.9.2342.19200300.100.1.25": "domainComponent",
-    "1.2.840.113549.1.9.1": "emailAddress",
-    "1.2.840.113549.1.9.2": "unstructuredName",
-    "1.3.6.1.4.1.311.60.2.1.1": "jurisdictionLocalityName",
-    "1.3.6.1.4.1.311.60.2.1.2": "jurisdictionStateOrProvinceName",
-    "1.3.6.1.4.1.311.60.2.1.3": "jurisdictionCountryName",
-}
-
-
-def _name_tuple(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
-    return tuple(
-        tuple(
-            (
-                _NAME_ATTRIBUTES.get(attribute.oid.dotted_string, attribute.oid.dotted_string),
-                attribute.value if isinstance(attribute.value, str) else attribute.value.hex(),
-            )
-            for attribute in rdn
-        )
-        for rdn in name.rdns
-    )
-
-
-def _asn1_time(moment: datetime.datetime) -> str:
-    return f"{moment:%b} {moment.day:2d} {moment:%H:%M:%S %Y} GMT"
-
-
-def _serial_hex(serial: int) -> str:
-    text = f"{serial:X}"
-    return "0" + text if len(text) % 2 else text  # whole bytes, as OpenSSL prints it
-
-
-def _general_name(general: x509.GeneralName) -> tuple[str, Any]:
-    if isinstance(general, x509.DNSName):
-        return "DNS", general.value
-    if isinstance(general, x509.IPAddress):
-        address = general.value
-        if isinstance(address, ipaddress.IPv6Address):  # OpenSSL's spelling: 8 full groups
-            return "IP Address", ":".join(f"{int(g, 16):X}" for g in address.exploded.split(":"))
-        return "IP Address", str(address)
-    if isinstance(general, x509.RFC822Name):
-        return "email", general.value
-    if isinstance(general, x509.UniformResourceIdentifier):
-        return "URI", general.value
-    if isinstance(general, x509.DirectoryName):
-        return "DirName", _name_tuple(general.value)
-    if isinstance(general, x509.RegisteredID):
-        return "Registered ID", general.value.dotted_string
-    return "othername", "<unsupported>"
-
-
-def certificate_dict(der: bytes) -> dict[str, Any]:
-    """`der` decoded the way `ssl.SSLSocket.getpeercert()` presents a certificate."""
-    cert = x509.load_der_x509_certificate(der)
-    result: dict[str, Any] = {
-        "subject": _name_tuple(cert.subject),
-        "issuer": _name_tuple(cert.issuer),
-        "version": cert.version.value + 1,
-        "serialNumber": _serial_hex(cert.serial_number),
-        "notBefore": _asn1_time(cert.not_valid_before_utc),
-        "notAfter": _asn1_time(cert.not_valid_after_utc),
-    }
-    extensions = cert.extensions
-    try:
-        alt = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        result["subjectAltName"] = tuple(_general_name(general) for general in alt)
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        access = extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        access = None
-    for method, key in (
-        (AuthorityInformationAccessOID.OCSP, "OCSP"),
-        (AuthorityInformationAccessOID.CA_ISSUERS, "caIssuers"),
-    ):
-        uris = tuple(
-            d.access_location.value
-            for d in access or ()
-            if d.access_method == method
-            and isinstance(d.access_location, x509.UniformResourceIdentifier)
-        )
-        if uris:
-            result[key] = uris
-    try:
-        points = extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        points = None
-    crls = tuple(
-        name.value
-        for point in points or ()
-        for name in point.full_name or ()
-        if isinstance(name, x509.UniformResourceIdentifier)
-    )
-    if crls:
-        result["crlDistributionPoints"] = crls
-    return result
-
-
 def reason(exc: BaseException) -> str:
     """The message an httpcore exception gets for `exc`: its text, never empty."""
     text = str(exc)
     if text:
         return text
     return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+
+
+def connect_error(
+    exc: BaseException, *, handshake: bool = False
+) -> httpcore.ConnectTimeout | httpcore.ConnectError:
+    """httpcore's exception for a failed connect or TLS handshake (`TimeoutError` or not).
+
+    A failed certificate check stays on `__cause__` (raise it `from exc`), with the
+    reason in the message.
+    """
+    if isinstance(exc, TimeoutError):
+        prefix = "TLS handshake timed out: " if handshake else ""
+        return httpcore.ConnectTimeout(prefix + reason(exc))
+    return httpcore.ConnectError(reason(exc))
+
+
+def read_error(exc: BaseException) -> httpcore.ReadTimeout | httpcore.ReadError:
+    """httpcore's exception for a failed read: a timeout, a transport or a TLS failure."""
+    if isinstance(exc, TimeoutError):
+        return httpcore.ReadTimeout(reason(exc))
+    return httpcore.ReadError(reason(exc))
+
+
+def write_error(exc: BaseException) -> httpcore.WriteTimeout | httpcore.WriteError:
+    """httpcore's exception for a failed write: a timeout, a transport or a TLS failure."""
+    if isinstance(exc, TimeoutError):
+        return httpcore.WriteTimeout(reason(exc))
+    return httpcore.WriteError(reason(exc))
 
 
 def socket_readable(sock: socket.socket) -> bool:
@@ -239,14 +152,22 @@ def socket_readable(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-def address_info(sock: socket.socket, info: str) -> Any:
-    """`"client_addr"` / `"server_addr"` of `sock`, or `None` once it is closed."""
-    try:
-        if info == "client_addr":
-            return sock.getsockname()
-        return sock.getpeername()
-    except OSError:  # closed, or the peer went away
-        return None
+def extra_info(info: str, sock: socket.socket, ssl_object: SSLObjectView | None = None) -> Any:
+    """A stream's `get_extra_info(info)` for every key but `"is_readable"`.
+
+    `"is_readable"` is the stream's own business (and the one key httpcore asks on
+    every request, so the streams answer it before calling this).
+    """
+    if info == "ssl_object":
+        return ssl_object
+    if info in ("client_addr", "server_addr"):
+        try:
+            return sock.getsockname() if info == "client_addr" else sock.getpeername()
+        except OSError:  # closed, or the peer went away
+            return None
+    if info == "socket":
+        return sock
+    return None
 
 
 def apply_socket_options(sock: socket.socket, options: Iterable[Any] | None) -> None:

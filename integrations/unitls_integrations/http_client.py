@@ -32,7 +32,8 @@ from typing import Any
 
 import unitls
 
-from .ssl_context import Implementation, SSLContext
+from ._config import Implementation
+from .ssl_context import SSLContext
 
 __all__ = ["HTTPSConnection", "HTTPSHandler"]
 

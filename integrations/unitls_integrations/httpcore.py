@@ -61,10 +61,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import unitls
 
-from ._anyio import ASYNC_IO_ERRORS, AsyncTCPStream
-from ._blocking import SocketTransport, TLSStream, Transport
+from ._anyio import ASYNC_IO_ERRORS, AsyncStream
+from ._blocking import SocketTransport, TLSStream, Transport, deadline_after
 from ._config import ContextCache, Implementation, alpn_protocols, check_configuration
-from ._stream_common import SSLObjectView, address_info, apply_socket_options, reason
+from ._stream_common import (
+    SSLObjectView,
+    apply_socket_options,
+    connect_error,
+    extra_info,
+    read_error,
+    write_error,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -153,9 +160,18 @@ class _Backend:
 
     def __init__(
         self,
+        configuration: unitls.TLSClientConfiguration | None = None,
+        *,
+        implementation: Implementation | None = None,
+    ) -> None:
+        """Create the backend (`NetworkBackend` documents the arguments)."""
+        self._setup(configuration, implementation, _HTTP1)
+
+    def _setup(
+        self,
         configuration: unitls.TLSClientConfiguration | None,
         implementation: Implementation | None,
-        protocols: Sequence[str] = _HTTP1,
+        protocols: Sequence[str],
     ) -> None:
         self._contexts = ContextCache(check_configuration(configuration), implementation)
         # Build the context the pool will most likely use now: a configuration the
@@ -199,15 +215,11 @@ def _backend_for(
     """A backend whose first context is the one for `protocols` (the httpx transports
     know their ALPN list, so they do not build the http/1.1 one for nothing)."""
     backend = cls.__new__(cls)
-    _Backend.__init__(backend, configuration, implementation, protocols)
+    backend._setup(configuration, implementation, protocols)
     return backend
 
 
 # -- synchronous --------------------------------------------------------------------------------
-
-
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
 
 
 class NetworkBackend(_Backend, httpcore.NetworkBackend):
@@ -238,14 +250,6 @@ class NetworkBackend(_Backend, httpcore.NetworkBackend):
         unitls.ConfigurationError: If the implementation cannot honour it.
     """
 
-    def __init__(
-        self,
-        configuration: unitls.TLSClientConfiguration | None = None,
-        *,
-        implementation: Implementation | None = None,
-    ) -> None:
-        super().__init__(configuration, implementation)
-
     def connect_tcp(
         self,
         host: str,
@@ -263,16 +267,14 @@ class NetworkBackend(_Backend, httpcore.NetworkBackend):
         source = None if local_address is None else (local_address, 0)
         try:
             sock = socket.create_connection((host, port), timeout, source_address=source)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(reason(exc)) from exc
         except OSError as exc:
-            raise httpcore.ConnectError(reason(exc)) from exc
+            raise connect_error(exc) from exc
         try:
             apply_socket_options(sock, socket_options)
         except OSError as exc:
             sock.close()
-            raise httpcore.ConnectError(reason(exc)) from exc
-        return _SyncTCPStream(self, sock)
+            raise connect_error(exc) from exc
+        return _SyncStream(self, SocketTransport(sock), sock)
 
     def connect_unix_socket(
         self,
@@ -291,13 +293,10 @@ class NetworkBackend(_Backend, httpcore.NetworkBackend):
             apply_socket_options(sock, socket_options)
             sock.settimeout(timeout)
             sock.connect(path)
-        except TimeoutError as exc:
-            sock.close()
-            raise httpcore.ConnectTimeout(reason(exc)) from exc
         except OSError as exc:
             sock.close()
-            raise httpcore.ConnectError(reason(exc)) from exc
-        return _SyncTCPStream(self, sock)
+            raise connect_error(exc) from exc
+        return _SyncStream(self, SocketTransport(sock), sock)
 
     def sleep(self, seconds: float) -> None:
         """Sleep (httpcore waits between connection retries)."""
@@ -311,50 +310,58 @@ def _sync_start_tls(
     ssl_context: object,
     server_hostname: str | None,
     timeout: float | None,
-) -> _SyncTLSStream:
+) -> _SyncStream:
     try:
         buffer = backend._buffer(ssl_context, server_hostname)
         stream = TLSStream(transport, buffer)
-        stream.handshake(_deadline(timeout))
+        stream.handshake(deadline_after(timeout))
     except BaseException as exc:
         transport.close()
-        if isinstance(exc, TimeoutError):
-            raise httpcore.ConnectTimeout(f"TLS handshake timed out: {reason(exc)}") from exc
         if isinstance(exc, (OSError, unitls.TLSError)):
-            raise httpcore.ConnectError(reason(exc)) from exc
+            raise connect_error(exc, handshake=True) from exc
         raise
     assert server_hostname is not None
-    return _SyncTLSStream(backend, stream, sock, server_hostname)
+    return _SyncStream(backend, stream, sock, SSLObjectView(buffer, server_hostname))
 
 
-class _SyncTCPStream(httpcore.NetworkStream):
-    """A plain TCP (or Unix) stream, before `start_tls`."""
+class _SyncStream(httpcore.NetworkStream):
+    """A blocking stream: plain TCP (or Unix) before `start_tls`, unitls TLS after.
 
-    def __init__(self, backend: NetworkBackend, sock: socket.socket) -> None:
+    One class for both, since a `_blocking.TLSStream` is itself a `Transport`: the
+    TCP stream runs over a `SocketTransport`, the TLS stream over the `TLSStream`
+    `start_tls` built (on the TCP transport, or on another TLS stream for TLS in TLS).
+    """
+
+    def __init__(
+        self,
+        backend: NetworkBackend,
+        transport: Transport,
+        sock: socket.socket,
+        ssl_object: SSLObjectView | None = None,
+    ) -> None:
         self._backend = backend
+        self._transport = transport
         self._sock = sock
-        self._transport = SocketTransport(sock)
+        self._ssl_object = ssl_object
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            return self._transport.recv(max_bytes, _deadline(timeout))
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(reason(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ReadError(reason(exc)) from exc
+            return self._transport.recv(
+                max_bytes, None if timeout is None else time.monotonic() + timeout
+            )
+        except (OSError, unitls.TLSError) as exc:
+            raise read_error(exc) from exc
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         try:
-            self._transport.sendall(buffer, _deadline(timeout))
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(reason(exc)) from exc
-        except OSError as exc:
-            raise httpcore.WriteError(reason(exc)) from exc
+            self._transport.sendall(buffer, None if timeout is None else time.monotonic() + timeout)
+        except (OSError, unitls.TLSError) as exc:
+            raise write_error(exc) from exc
 
     def close(self) -> None:
-        self._sock.close()
+        self._transport.close()  # a TLSStream sends close_notify first
 
     def start_tls(
         self,
@@ -367,69 +374,9 @@ class _SyncTCPStream(httpcore.NetworkStream):
         )
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return self._transport.readable()
-        if info in ("client_addr", "server_addr"):
-            return address_info(self._sock, info)
-        if info == "socket":
-            return self._sock
-        return None
-
-
-class _SyncTLSStream(httpcore.NetworkStream):
-    """A unitls TLS stream over TCP, or over another TLS stream (TLS in TLS)."""
-
-    def __init__(
-        self, backend: NetworkBackend, tls: TLSStream, sock: socket.socket, server_hostname: str
-    ) -> None:
-        self._backend = backend
-        self._tls = tls
-        self._sock = sock
-        self._ssl_object = SSLObjectView(tls.buffer, server_hostname)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            return self._tls.recv(
-                max_bytes, None if timeout is None else time.monotonic() + timeout
-            )
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(reason(exc)) from exc
-        except (OSError, unitls.TLSError) as exc:
-            raise httpcore.ReadError(reason(exc)) from exc
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if not buffer:
-            return
-        try:
-            self._tls.sendall(buffer, None if timeout is None else time.monotonic() + timeout)
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(reason(exc)) from exc
-        except (OSError, unitls.TLSError) as exc:
-            raise httpcore.WriteError(reason(exc)) from exc
-
-    def close(self) -> None:
-        self._tls.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _sync_start_tls(
-            self._backend, self._tls, self._sock, ssl_context, server_hostname, timeout
-        )
-
-    def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # the one httpcore asks, twice per HTTP/1.1 request
-            return self._tls.readable()
-        if info == "ssl_object":
-            return self._ssl_object
-        if info in ("client_addr", "server_addr"):
-            return address_info(self._sock, info)
-        if info == "socket":
-            return self._sock
-        return None
+            return self._transport.readable()
+        return extra_info(info, self._sock, self._ssl_object)
 
 
 # -- asynchronous (anyio) -----------------------------------------------------------------------
@@ -454,14 +401,6 @@ class AsyncNetworkBackend(_Backend, httpcore.AsyncNetworkBackend):
         unitls.ConfigurationError: If the implementation cannot honour it.
     """
 
-    def __init__(
-        self,
-        configuration: unitls.TLSClientConfiguration | None = None,
-        *,
-        implementation: Implementation | None = None,
-    ) -> None:
-        super().__init__(configuration, implementation)
-
     async def connect_tcp(
         self,
         host: str,
@@ -479,10 +418,8 @@ class AsyncNetworkBackend(_Backend, httpcore.AsyncNetworkBackend):
         try:
             with anyio.fail_after(timeout):
                 stream = await anyio.connect_tcp(host, port, local_host=local_address)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(reason(exc)) from exc
         except ASYNC_IO_ERRORS as exc:
-            raise httpcore.ConnectError(reason(exc)) from exc
+            raise connect_error(exc) from exc
         return await self._wrap(stream, socket_options)
 
     async def connect_unix_socket(
@@ -500,22 +437,20 @@ class AsyncNetworkBackend(_Backend, httpcore.AsyncNetworkBackend):
         try:
             with anyio.fail_after(timeout):
                 stream: anyio.abc.SocketStream = await anyio.connect_unix(path)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(reason(exc)) from exc
         except ASYNC_IO_ERRORS as exc:
-            raise httpcore.ConnectError(reason(exc)) from exc
+            raise connect_error(exc) from exc
         return await self._wrap(stream, socket_options)
 
     async def _wrap(
         self, stream: anyio.abc.SocketStream, socket_options: Iterable[Any] | None
-    ) -> AsyncTCPStream:
+    ) -> AsyncStream:
         sock = stream.extra(anyio.abc.SocketAttribute.raw_socket)
         try:
             apply_socket_options(sock, socket_options)
         except OSError as exc:
             await stream.aclose()
-            raise httpcore.ConnectError(reason(exc)) from exc
-        return AsyncTCPStream(self._buffer, stream, sock)
+            raise connect_error(exc) from exc
+        return AsyncStream(self._buffer, stream, sock)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep (httpcore waits between connection retries)."""

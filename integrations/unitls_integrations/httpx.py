@@ -90,11 +90,13 @@ _REFUSED = {
 }
 
 
-def _mapped(exc: Exception) -> httpx.HTTPError | None:
-    for source, target in _EXCEPTIONS:
-        if isinstance(exc, source):
-            return target(str(exc))
-    return None
+#: What `_mapped` maps: catch these, let anything else through untouched.
+_HTTPCORE_ERRORS = tuple(source for source, _ in _EXCEPTIONS)
+
+
+def _mapped(exc: Exception) -> httpx.HTTPError:
+    """The httpx exception for an httpcore one (one of `_HTTPCORE_ERRORS`)."""
+    return next(target(str(exc)) for source, target in _EXCEPTIONS if isinstance(exc, source))
 
 
 def _protocols(http1: bool, http2: bool) -> tuple[str, ...]:
@@ -104,13 +106,21 @@ def _protocols(http1: bool, http2: bool) -> tuple[str, ...]:
 
 
 def _pool(
-    asynchronous: bool,
     backend: NetworkBackend | AsyncNetworkBackend,
+    protocols: tuple[str, ...],
     http1: bool,
     http2: bool,
     options: dict[str, Any],
 ) -> Any:
-    """The httpcore pool (or proxy) for a transport, from httpx-style options."""
+    """The httpcore pool (or proxy) for a transport, from httpx-style options.
+
+    Sync or async as `backend` is; `protocols` is what ALPN offers (`_protocols`).
+
+    Raises:
+        TypeError: For a TLS option (`_REFUSED`), a bad `limits` or `proxy`, or an
+            option the pool does not know.
+    """
+    asynchronous = isinstance(backend, AsyncNetworkBackend)
     for name, why in _REFUSED.items():
         if name in options:
             raise TypeError(f"{name}= is not supported: {why}")
@@ -127,7 +137,7 @@ def _pool(
         options.setdefault(name, getattr(limits, name))
     proxy = options.pop("proxy", None)
     common = {
-        "ssl_context": _pinned_ssl_context(_protocols(http1, http2)),
+        "ssl_context": _pinned_ssl_context(protocols),
         "http1": http1,
         "http2": http2,
         "network_backend": backend,
@@ -173,6 +183,7 @@ def _pool(
 
 
 def _httpcore_request(request: httpx.Request) -> httpcore.Request:
+    """An httpx request as httpcore takes it (the body stream passed through as is)."""
     url = request.url
     return httpcore.Request(
         method=request.method,
@@ -185,6 +196,16 @@ def _httpcore_request(request: httpx.Request) -> httpcore.Request:
     )
 
 
+def _httpx_response(response: httpcore.Response, stream: Any) -> httpx.Response:
+    """httpcore's response as httpx's, its body read through `stream` (errors mapped)."""
+    return httpx.Response(
+        status_code=response.status,
+        headers=response.headers,
+        stream=stream,
+        extensions=response.extensions,
+    )
+
+
 class _ResponseStream(httpx.SyncByteStream):
     """httpcore's response body, with its errors mapped to httpx's."""
 
@@ -194,11 +215,8 @@ class _ResponseStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -216,11 +234,8 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
         try:
             async for part in self._stream:
                 yield part
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
 
     async def aclose(self) -> None:
         aclose = getattr(self._stream, "aclose", None)
@@ -228,7 +243,29 @@ class _AsyncResponseStream(httpx.AsyncByteStream):
             await aclose()
 
 
-class HTTPTransport(httpx.BaseTransport):
+class _PoolTransport:
+    """What both transports share: an httpcore pool over a unitls network backend."""
+
+    _BACKEND: type[NetworkBackend] | type[AsyncNetworkBackend]
+    _pool: Any
+
+    def __init__(
+        self,
+        configuration: unitls.TLSClientConfiguration | None = None,
+        *,
+        http1: bool = True,
+        http2: bool = False,
+        implementation: Implementation | None = None,
+        **pool_options: Any,
+    ) -> None:
+        """Create the transport (`HTTPTransport` documents the arguments)."""
+        protocols = _protocols(http1, http2)
+        backend = _backend_for(self._BACKEND, configuration, implementation, protocols)
+        self._backend = backend
+        self._pool = _pool(backend, protocols, http1, http2, pool_options)
+
+
+class HTTPTransport(_PoolTransport, httpx.BaseTransport):
     """An httpx transport whose TLS runs on unitls: `httpx.Client(transport=...)`.
 
     A drop-in for `httpx.HTTPTransport`, built on httpcore's `ConnectionPool` and
@@ -260,20 +297,8 @@ class HTTPTransport(httpx.BaseTransport):
             configuration.
     """
 
-    def __init__(
-        self,
-        configuration: unitls.TLSClientConfiguration | None = None,
-        *,
-        http1: bool = True,
-        http2: bool = False,
-        implementation: Implementation | None = None,
-        **pool_options: Any,
-    ) -> None:
-        protocols = _protocols(http1, http2)
-        self._backend = _backend_for(NetworkBackend, configuration, implementation, protocols)
-        self._pool: httpcore.ConnectionPool = _pool(
-            False, self._backend, http1, http2, pool_options
-        )
+    _BACKEND = NetworkBackend
+    _pool: httpcore.ConnectionPool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` and return the response, its body not yet read.
@@ -285,17 +310,10 @@ class HTTPTransport(httpx.BaseTransport):
             raise TypeError("HTTPTransport needs a sync request: use AsyncHTTPTransport")
         try:
             response = self._pool.handle_request(_httpcore_request(request))
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(response.stream),  # type: ignore[arg-type]  # Iterable
-            extensions=response.extensions,
-        )
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
+        # httpcore types the body as sync-or-async; a sync pool's is sync.
+        return _httpx_response(response, _ResponseStream(response.stream))  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -313,14 +331,11 @@ class HTTPTransport(httpx.BaseTransport):
     ) -> None:
         try:
             self._pool.__exit__(exc_type, exc_value, traceback)
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
 
 
-class AsyncHTTPTransport(httpx.AsyncBaseTransport):
+class AsyncHTTPTransport(_PoolTransport, httpx.AsyncBaseTransport):
     """An httpx async transport whose TLS runs on unitls: `httpx.AsyncClient(transport=...)`.
 
     The async twin of `HTTPTransport` (same arguments, same behaviour), built on
@@ -338,28 +353,11 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
         **pool_options: As for `HTTPTransport`.
 
     Raises:
-        TypeError: For `verify`, `cert`, `trust_env`, `ssl_context` or an option the
-            pool does not know; if `configuration` is not a
-            `unitls.TLSClientConfiguration`.
-        ValueError: If neither `http1` nor `http2` is allowed.
-        unitls.ConfigurationError: If the implementation cannot honour the
-            configuration.
+        As `HTTPTransport`.
     """
 
-    def __init__(
-        self,
-        configuration: unitls.TLSClientConfiguration | None = None,
-        *,
-        http1: bool = True,
-        http2: bool = False,
-        implementation: Implementation | None = None,
-        **pool_options: Any,
-    ) -> None:
-        protocols = _protocols(http1, http2)
-        self._backend = _backend_for(AsyncNetworkBackend, configuration, implementation, protocols)
-        self._pool: httpcore.AsyncConnectionPool = _pool(
-            True, self._backend, http1, http2, pool_options
-        )
+    _BACKEND = AsyncNetworkBackend
+    _pool: httpcore.AsyncConnectionPool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` and return the response, its body not yet read.
@@ -371,17 +369,9 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
             raise TypeError("AsyncHTTPTransport needs an async request: use HTTPTransport")
         try:
             response = await self._pool.handle_async_request(_httpcore_request(request))
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_AsyncResponseStream(response.stream),  # type: ignore[arg-type]
-            extensions=response.extensions,
-        )
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
+        return _httpx_response(response, _AsyncResponseStream(response.stream))  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
@@ -399,8 +389,5 @@ class AsyncHTTPTransport(httpx.AsyncBaseTransport):
     ) -> None:
         try:
             await self._pool.__aexit__(exc_type, exc_value, traceback)
-        except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        except _HTTPCORE_ERRORS as exc:
+            raise _mapped(exc) from exc
