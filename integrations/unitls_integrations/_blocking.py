@@ -39,6 +39,7 @@ __all__ = ["SocketTransport", "TLSStream", "Transport", "deadline_after"]
 
 _RECV_SIZE = 64 * 1024
 _SEND_SIZE = 64 * 1024  # the buffer's fast path (no join of chunks)
+_RECORD_HEADER = 5  # a buffer holding no more than this holds no complete record
 #: How long `close()` may spend sending close_notify; the peer's answer is never awaited.
 CLOSE_NOTIFY_TIMEOUT = 1.0
 
@@ -266,8 +267,38 @@ class TLSStream:
                     self._flush(deadline)
                 if n >= 0:  # type: ignore[operator]  # read() with a buffer returns a count
                     self._maybe_more = n == 0 or n == size
+                    if 0 < n < size and not queued:  # type: ignore[operator]
+                        n = self._read_more(target, n, size, deadline)  # type: ignore[arg-type]
                     return n  # type: ignore[return-value]
                 self._fill(deadline)
+
+    def _read_more(self, target: memoryview, n: int, size: int, deadline: float | None) -> int:
+        """Add records that already wait in the buffer to a successful read.
+
+        A read returns one TLS record (16 KiB at most); a large `recv_into` would
+        otherwise go back through every layer above (SocketIO, BufferedReader,
+        http.client) once per record. A failure after data was read is left for
+        the next call, so the data read so far is returned intact.
+        """
+        buffer = self.buffer
+        while n < size and buffer.incoming_bytes_buffered() > _RECORD_HEADER:
+            with self._lock:
+                try:
+                    more: int = buffer.read(size - n, target[n:])  # type: ignore[assignment]
+                except unitls.WantReadError:  # only part of a record is here
+                    break
+                except unitls.TLSError:
+                    self._maybe_more = True  # the next call raises it
+                    break
+                queued = buffer.outgoing_bytes_buffered()
+            if queued:  # e.g. the answer to a KeyUpdate
+                self._flush(deadline)
+            if not more:
+                self._maybe_more = True  # close_notify: the next call returns 0
+                break
+            n += more
+        self._maybe_more = self._maybe_more or n == size
+        return n
 
     def sendall(self, data: bytes | memoryview, deadline: float | None) -> None:
         """Encrypt and send all of `data`."""
