@@ -475,8 +475,6 @@ class _Side:
         except Exception as exc:
             raise self.finding(f"a getter raised {exc!r}") from exc
         if version is None:
-            if self.handshake_done:
-                raise self.finding("negotiated_tls_version went back to None")
             if cipher is not None or protocol is not None or peercert is not None:
                 raise self.finding(
                     f"getters answer before the handshake: {cipher!r} {protocol!r} "

@@ -351,6 +351,18 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[unitls.TLSBuffer], Any], type[Exception
     ("read amt None", lambda b: b.read(None), TypeError, f"{AMT} an int, not NoneType"),
     ("read amt bytes", lambda b: b.read(b"10"), TypeError, f"{AMT} an int, not bytes"),
     ("read amt negative", lambda b: b.read(-1), ValueError, f"{AMT} >= 0, not -1"),
+    (
+        "read into amt float",
+        lambda b: b.read(10.0, bytearray(20)),
+        TypeError,
+        f"{AMT} an int, not float",
+    ),
+    (
+        "read into amt float beyond the buffer",  # not clamped into an int
+        lambda b: b.read(100.0, bytearray(3)),
+        TypeError,
+        f"{AMT} an int, not float",
+    ),
     ("read into str", lambda b: b.read(10, "0123456789"), TypeError, f"{INTO} str"),
     ("read into int", lambda b: b.read(10, 10), TypeError, f"{INTO} int"),
     ("read into bytes", lambda b: b.read(10, b"0123456789"), TypeError, f"{INTO} bytes"),
@@ -427,6 +439,8 @@ def test_bad_arguments_raise_a_typed_error_and_change_nothing(
     with pytest.raises(error) as info:
         call(client)
     assert str(info.value).startswith(message), str(info.value)
+    # One error in the traceback: not the same TypeError twice, nor cffi's before it.
+    assert info.value.__context__ is None or info.value.__suppress_context__
     assert snapshot(client) == before
     if state == "open":
         assert read_all(client) == b"waiting"
@@ -444,6 +458,21 @@ def test_a_bad_destination_is_refused_before_the_handshake_moves(ctx: Contexts):
     with pytest.raises(TypeError):
         client.write("text")  # type: ignore[arg-type]
     assert client.outgoing_bytes_buffered() == 0
+
+
+def test_a_float_amount_loses_no_ciphertext(ctx: Contexts):
+    # More ciphertext than one internal copy (64 KiB) waits: the amount is checked
+    # before any of it is taken out, not once part of it has been.
+    client, server = ctx.connected()
+    client.write(b"x" * 100_000)
+    queued = client.outgoing_bytes_buffered()
+    assert queued > 1 << 16
+    with pytest.raises(TypeError) as info:
+        client.process_outgoing(float(queued))
+    assert str(info.value) == f"{AMOUNT} an int, not float"
+    assert client.outgoing_bytes_buffered() == queued
+    pump(client, server)
+    assert read_all(server) == b"x" * 100_000
 
 
 def test_huge_amounts_are_not_errors(ctx: Contexts):
@@ -520,10 +549,18 @@ CRASH_SCRIPT = textwrap.dedent(
         except unitls.WantReadError as exc:
             error = exc
 
+    def float_amount_into_a_memoryview():
+        client, server = pair()
+        try:
+            client.read(5.0, memoryview(bytearray(100))[10:60])
+        except TypeError as exc:
+            error = exc
+
     for scenario in (
         fatal_read_into_a_memoryview,
         want_write_from_a_memoryview,
         want_read_from_a_memoryview,
+        float_amount_into_a_memoryview,
     ):
         for _ in range(20):
             scenario()
@@ -549,5 +586,5 @@ def test_errors_raised_while_holding_a_view_of_a_memoryview_do_not_crash_the_gc(
         env={**os.environ, "PYTHONPATH": str(tests)},
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    assert proc.stdout.count(" ok") == 3
+    assert proc.stdout.count(" ok") == 4
     assert "exported buffer" not in proc.stderr

@@ -34,7 +34,7 @@ import pytest
 import trustme
 
 import unitls
-from helpers import Pair, handshake, pump, recv_exactly, trust_store
+from helpers import Pair, handshake, make_pair, pump, recv_exactly, trust_store
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 
 T = TypeVar("T")
@@ -148,14 +148,10 @@ def test_one_pair_of_contexts_serves_16_threads_at_once(
 
 
 @pytest.fixture
-def pair(ca: trustme.CA, server_config: unitls.TLSServerConfiguration) -> Pair:
-    client_ctx = OPENSSL_IMPLEMENTATION.client_context(
-        unitls.TLSClientConfiguration(trust_store=trust_store(ca))
-    )
-    server_ctx = OPENSSL_IMPLEMENTATION.server_context(server_config)
-    client, server = client_ctx.create_buffer("localhost"), server_ctx.create_buffer()
-    handshake(client, server)
-    return Pair(client, server)
+def pair(
+    client_config: unitls.TLSClientConfiguration, server_config: unitls.TLSServerConfiguration
+) -> Pair:
+    return make_pair(client_config, server_config)
 
 
 GUARDED: dict[str, Callable[[unitls.TLSBuffer], object]] = {

@@ -147,10 +147,14 @@ def _readable(method: str, data: object) -> Any:
 def _check_int(method: str, name: str, value: object) -> None:
     """Raise a `TypeError` naming `name` unless `value` is an int.
 
-    Only called after something raised `TypeError`, so the data path pays nothing.
+    Only called on slow paths or after something raised `TypeError`, so the data
+    path pays nothing. `from None`: the `TypeError` it replaces (cffi's, or its own
+    from a nested check) adds nothing.
     """
     if not isinstance(value, int):
-        raise TypeError(f"{method}() argument {name} must be an int, not {type(value).__name__}")
+        raise TypeError(
+            f"{method}() argument {name} must be an int, not {type(value).__name__}"
+        ) from None
 
 
 def _again(error: TLSError, operation: str) -> TLSError:
@@ -349,11 +353,16 @@ class OpenSSLTLSBuffer:
     def _read_into(self, amt: int, buffer: Buffer) -> int:
         dest = _writable(buffer)
         size = len(dest)
-        if amt > size:
-            amt = size
-        if amt == 0:  # SSL_read(…, 0) would read as an EOF
-            return 0
-        n = _SSL_read(self._ssl, dest, amt)
+        try:
+            if amt > size:
+                _check_int("read", "amt", amt)  # a float must not pass by being clamped
+                amt = size
+            if amt == 0:  # SSL_read(…, 0) would read as an EOF
+                return 0
+            n = _SSL_read(self._ssl, dest, amt)
+        except TypeError:  # amt is not an int (read() names it)
+            del dest  # see _release_before_raising
+            raise
         if n > 0:
             if self._session_key is not None:
                 self._store_session()
@@ -494,6 +503,8 @@ class OpenSSLTLSBuffer:
             self._busy = False
 
     def _outgoing_slow(self, amount: int) -> bytes:
+        # Before any BIO_read: a float found out in the loop would lose what was read.
+        _check_int("process_outgoing", "amount_bytes_for_network", amount)
         if amount < 0:
             raise ValueError(
                 f"process_outgoing() argument amount_bytes_for_network must be >= 0, not {amount}"

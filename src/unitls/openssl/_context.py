@@ -98,8 +98,9 @@ def _load_trust_anchors(trust: TrustStore, field: str) -> list[crypto.X509]:
     try:
         return [crypto.load_certificate(filetype, block) for block in blocks]
     except crypto.Error as exc:
-        reasons = "; ".join(dict.fromkeys(str(entry[-1]) for entry in exc.args[0])) or "no reason"
-        raise ConfigurationError(f"{field}: not a PEM or DER certificate ({reasons})") from exc
+        raise ConfigurationError(
+            f"{field}: not a PEM or DER certificate ({describe(exc)})"
+        ) from exc
 
 
 def _load_certificate(source: Certificate, field: str) -> x509.Certificate:

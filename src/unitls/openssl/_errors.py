@@ -19,7 +19,7 @@ pyOpenSSL exception is turned into a `unitls.TLSError` subclass, chained with
 
 from __future__ import annotations
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
 from .._errors import RaggedEOF, TLSError, WantReadError, WantWriteError
 from ._lowlevel import lib
@@ -29,10 +29,11 @@ __all__ = ["translate", "describe"]
 
 
 def describe(exc: BaseException) -> str:
-    """OpenSSL's reason strings from a pyOpenSSL exception, joined for a message."""
+    """OpenSSL's reason strings from a pyOpenSSL exception (`SSL.Error` or
+    `crypto.Error`), joined for a message."""
     if isinstance(exc, SSL.SysCallError):
         return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-    if isinstance(exc, SSL.Error) and exc.args and isinstance(exc.args[0], list):
+    if isinstance(exc, (SSL.Error, crypto.Error)) and exc.args and isinstance(exc.args[0], list):
         reasons = [str(entry[-1]) for entry in exc.args[0] if isinstance(entry, tuple) and entry]
         if reasons:
             return "; ".join(dict.fromkeys(reasons))

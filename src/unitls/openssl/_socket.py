@@ -237,10 +237,7 @@ class OpenSSLTLSSocket:
         or raises the error.
         """
         if self._pending or buffer.outgoing_bytes_buffered():
-            try:
-                self._flush()
-            except OSError:
-                pass
+            self._flush_quietly()
 
     # -- PEP 748 TLSSocket -----------------------------------------------------------
 
