@@ -83,6 +83,14 @@ def test_trust_store_with_roots_cryptography_warns_about_loads_silently(ca, serv
     assert make_pair(client, server_config).c2s(b"ok") == b"ok"
 
 
+def test_trust_store_reads_the_old_x509_certificate_label(ca, server_config):
+    pem = ca.cert_pem.bytes().replace(b" CERTIFICATE-----", b" X509 CERTIFICATE-----")
+    assert pem.startswith(b"-----BEGIN X509 CERTIFICATE-----\n")
+    other = trustme.CA().cert_pem.bytes()  # a modern block beside it
+    client = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_buffer(other + pem))
+    assert make_pair(client, server_config).c2s(b"ok") == b"ok"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -74,8 +74,9 @@ def _load_certificates(source: Certificate | TrustStore, field: str) -> list[x50
     return certs
 
 
+# "X509 CERTIFICATE" is the old label; OpenSSL and cryptography read both.
 _PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----", re.DOTALL
+    rb"-----BEGIN (X509 |)CERTIFICATE-----\r?\n.+?-----END \1CERTIFICATE-----", re.DOTALL
 )
 
 
@@ -88,7 +89,8 @@ def _load_trust_anchors(trust: TrustStore, field: str) -> list[crypto.X509]:
     """
     data = _read_source(trust, field)
     if b"-----BEGIN" in data:
-        blocks, filetype = _PEM_CERTIFICATE.findall(data), crypto.FILETYPE_PEM
+        blocks = [m.group() for m in _PEM_CERTIFICATE.finditer(data)]
+        filetype = crypto.FILETYPE_PEM
         if not blocks:
             raise ConfigurationError(
                 f"{field}: not a PEM or DER certificate (no CERTIFICATE block)"
