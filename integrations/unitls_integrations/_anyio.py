@@ -21,13 +21,12 @@ import httpcore
 
 import unitls
 
-from ._blocking import CLOSE_NOTIFY_TIMEOUT
+from ._blocking import CLOSE_NOTIFY_TIMEOUT, socket_readable
 from ._stream_common import (
     SSLObjectView,
     connect_error,
     extra_info,
     read_error,
-    socket_readable,
     write_error,
 )
 

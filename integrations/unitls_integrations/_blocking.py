@@ -14,7 +14,9 @@ Theory of operation:
    I/O; `_send_lock` keeps ciphertext in the order the buffer produced it;
    `_recv_lock` lets one thread at a time read from the transport.
 4. After the handshake, and after every read, whatever the buffer queued (alerts,
-   session tickets, KeyUpdate answers) is flushed at once.
+   KeyUpdate answers, the refusal of a renegotiation) is flushed at once: the peer
+   may be waiting for it. `readable()` alone leaves it to the next read or write, as
+   it never waits.
 5. `readable()` answers "would a read return at once?": plaintext already
    decrypted (kept in `_unread` after a peek), an EOF, or ciphertext waiting on the
    transport. httpcore asks it before reusing an idle HTTP/1.1 connection.
@@ -29,13 +31,14 @@ from __future__ import annotations
 import math
 import select
 import socket
+import sys
 import threading
 import time
 from typing import Protocol
 
 import unitls
 
-__all__ = ["SocketTransport", "TLSStream", "Transport", "deadline_after"]
+__all__ = ["SocketTransport", "TLSStream", "Transport", "deadline_after", "socket_readable"]
 
 _RECV_SIZE = 64 * 1024
 _SEND_SIZE = 64 * 1024  # the buffer's fast path (no join of chunks)
@@ -71,16 +74,30 @@ class Transport(Protocol):
 
 def _wait(poller: select.poll, deadline: float | None) -> None:
     """Wait until `poller` reports its socket ready, or raise `TimeoutError`."""
+    if deadline is None:
+        poller.poll()  # without a timeout it returns only with an event (PEP 475)
+        return
     while True:
-        if deadline is None:
-            if poller.poll():
-                return
-            continue
         remaining = deadline - time.monotonic()
         if poller.poll(max(0, math.ceil(remaining * 1000))):
             return  # ready, even if the deadline has just passed
         if remaining <= 0:
             raise TimeoutError("timed out")
+
+
+def socket_readable(sock: socket.socket) -> bool:
+    """Whether `sock` has data or an EOF waiting (or is closed: a read fails at once).
+
+    Polls with a poll object of its own: a reading thread may be waiting on the
+    transport's.
+    """
+    if sock.fileno() < 0:
+        return True
+    if sys.platform == "win32":  # pragma: no cover - no poll() on Windows
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class SocketTransport:
@@ -121,11 +138,7 @@ class SocketTransport:
             _wait(self._out, deadline)
 
     def readable(self) -> bool:
-        if self.sock.fileno() < 0:
-            return True  # closed: a read would fail at once
-        poller = select.poll()  # not self._in: a reading thread may be polling it
-        poller.register(self.sock, select.POLLIN)
-        return bool(poller.poll(0))
+        return socket_readable(self.sock)
 
     def close(self) -> None:
         self.sock.close()
@@ -277,24 +290,27 @@ class TLSStream:
 
         A read returns one TLS record (16 KiB at most); a large `recv_into` would
         otherwise go back through every layer above (SocketIO, BufferedReader,
-        http.client) once per record. A failure after data was read is left for
-        the next call, so the data read so far is returned intact.
+        http.client) once per record. A read that fails after data was read leaves
+        its error to the next call, so the data read so far is returned intact.
         """
         buffer = self.buffer
-        while n < size and buffer.incoming_bytes_buffered() > _RECORD_HEADER:
+        while n < size:
             with self._lock:
+                if buffer.incoming_bytes_buffered() <= _RECORD_HEADER:
+                    break  # no complete record waits
                 try:
                     more: int = buffer.read(size - n, target[n:])  # type: ignore[assignment]
-                except unitls.WantReadError:  # only part of a record is here
-                    break
+                except unitls.WantReadError:  # no application data after what was read
+                    more = -1
                 except unitls.TLSError:
                     self._maybe_more = True  # the next call raises it
                     break
                 queued = buffer.outgoing_bytes_buffered()
-            if queued:  # e.g. the answer to a KeyUpdate
+            if queued:  # rule 4: the peer may be waiting for it
                 self._flush(deadline)
-            if not more:
-                self._maybe_more = True  # close_notify: the next call returns 0
+            if more <= 0:
+                if more == 0:
+                    self._maybe_more = True  # close_notify: the next call returns 0
                 break
             n += more
         self._maybe_more = self._maybe_more or n == size

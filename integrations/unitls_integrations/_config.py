@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import unitls
 from unitls.openssl import OPENSSL_IMPLEMENTATION
@@ -65,11 +65,17 @@ def alpn_protocols(names: Iterable[str]) -> tuple[unitls.NextProtocol | bytes, .
     return tuple(result)
 
 
+@overload
+def protocol_name(protocol: unitls.NextProtocol | bytes) -> str: ...
+@overload
+def protocol_name(protocol: None) -> None: ...
+@overload
+def protocol_name(protocol: unitls.NextProtocol | bytes | None) -> str | None: ...
 def protocol_name(protocol: unitls.NextProtocol | bytes | None) -> str | None:
     """A negotiated ALPN protocol as the `ssl` module names it (`"h2"`), or `None`.
 
-    The inverse of `alpn_protocols`, for `selected_alpn_protocol()`; decoded as UTF-8
-    like CPython's `_ssl` module.
+    The inverse of `alpn_protocols`, for `selected_alpn_protocol()` and the facade's
+    ALPN list; decoded as UTF-8 like CPython's `_ssl` module.
     """
     if protocol is None:
         return None

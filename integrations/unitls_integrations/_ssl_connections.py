@@ -243,11 +243,10 @@ class SSLSocket(_Connection):
         return self
 
     def _live(self) -> TLSStream:
+        """The stream, for a first read or write: closed, or handshake still to do."""
+        self.do_handshake()  # raises as a closed socket does when there is no stream
         stream = self._stream
-        if stream is None:
-            raise closed_error()
-        if not self._done:
-            self.do_handshake()
+        assert stream is not None  # a successful handshake leaves it in place
         return stream
 
     def do_handshake(self) -> None:
@@ -259,7 +258,9 @@ class SSLSocket(_Connection):
             ssl.SSLCertVerificationError: If the certificate fails verification.
             ssl.SSLError: If the handshake fails otherwise.
             TimeoutError: If it outlasts the socket's timeout.
-            OSError: If the transport fails.
+            ssl.SSLWantReadError: In non-blocking mode, if the server has not
+                answered yet: call again once the socket is readable.
+            OSError: If the socket is closed or the transport fails.
         """
         stream = self._stream
         if stream is None:
@@ -296,7 +297,9 @@ class SSLSocket(_Connection):
             flags: Must be 0.
 
         Raises:
-            TimeoutError: If nothing arrives within the timeout.
+            TimeoutError: If nothing arrives within the timeout (nothing is lost:
+                call again).
+            ssl.SSLWantReadError: In non-blocking mode, if no data is waiting.
             ssl.SSLEOFError: On a close without close_notify, if ragged EOFs are not
                 suppressed.
             ssl.SSLError: If the connection fails.
@@ -370,7 +373,11 @@ class SSLSocket(_Connection):
         write in the stdlib, not the whole call.
 
         Raises:
-            TimeoutError: If the peer takes no data within the timeout.
+            TimeoutError: If the peer takes no data within the timeout. As with
+                `socket.sendall`, how much was sent is then unknown: do not write
+                to the connection again.
+            ssl.SSLWantWriteError: In non-blocking mode, if the peer takes no data
+                now (the same holds).
             ssl.SSLError: If the connection fails.
             OSError: If the socket is closed or the transport fails.
         """

@@ -13,9 +13,7 @@ plain `except` clause, so they cost nothing while nothing fails.
 
 from __future__ import annotations
 
-import select
 import socket
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +31,6 @@ __all__ = [
     "extra_info",
     "read_error",
     "reason",
-    "socket_readable",
     "write_error",
 ]
 
@@ -139,17 +136,6 @@ def write_error(exc: BaseException) -> httpcore.WriteTimeout | httpcore.WriteErr
     if isinstance(exc, TimeoutError):
         return httpcore.WriteTimeout(reason(exc))
     return httpcore.WriteError(reason(exc))
-
-
-def socket_readable(sock: socket.socket) -> bool:
-    """Whether `sock` has data or an EOF waiting (or is closed: a read fails at once)."""
-    if sock.fileno() < 0:
-        return True
-    if sys.platform == "win32":  # pragma: no cover - no poll() on Windows
-        return bool(select.select([sock], [], [], 0)[0])
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def extra_info(info: str, sock: socket.socket, ssl_object: SSLObjectView | None = None) -> Any:

@@ -120,6 +120,7 @@ class _ALPNContext:
         return f"<unitls ALPN context {list(self._names)}{' (pinned)' if self._pinned else ''}>"
 
 
+# `set_alpn_protocols` takes a parameter named like the function (ssl's signature).
 _alpn = alpn_protocols
 _NOT_SSL = (
     "this ssl_context comes from unitls_integrations.httpcore.create_ssl_context(): "

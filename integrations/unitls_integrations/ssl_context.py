@@ -70,10 +70,7 @@ import unitls
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 
 from ._blocking import SocketTransport, TLSStream, Transport
-
-# Re-exported for tests/integrations/test_ssl_context.py, which checks it against the stdlib.
-from ._certdict import decode_certificate as _decode_certificate  # noqa: F401
-from ._config import ContextCache, Implementation, check_configuration, replace
+from ._config import ContextCache, Implementation, check_configuration, protocol_name, replace
 from ._ssl_connections import SSLObject, SSLSocket, closed_error
 from ._ssl_options import (
     FIXED_OPTIONS,
@@ -240,10 +237,7 @@ class SSLContext:
         self._check_hostname = True
         self._options: int = FIXED_OPTIONS
         self._alpn_values = tuple(config.inner_protocols)
-        self._alpn = tuple(
-            (p.value if isinstance(p, unitls.NextProtocol) else p).decode("ascii", "replace")
-            for p in self._alpn_values
-        )
+        self._alpn = tuple(protocol_name(p) for p in self._alpn_values)
         self._resolved: _Resolved | None = None
         self._lock = threading.Lock()
 

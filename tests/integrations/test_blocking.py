@@ -1,7 +1,8 @@
 """The blocking TLS stream the sync adapters share, against a stdlib `ssl` peer.
 
 Focus: `recv_into` with a large buffer takes every complete record already received
-in one call, and loses nothing when the stream ends right after them.
+in one call, and loses nothing when the stream ends or fails right after them;
+`readable()` keeps what it decrypted for the next read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 import trustme
 
 import unitls
-from tls_peers import server_context
+from tls_peers import GARBAGE, send_raw, server_context
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 from unitls_integrations._blocking import SocketTransport, TLSStream, deadline_after
 
@@ -131,3 +132,43 @@ def test_a_ragged_eof_right_after_the_records_loses_no_data(connect) -> None:
     assert received == PAYLOAD
     with pytest.raises(unitls.RaggedEOF):
         stream.recv_into(target, deadline_after(10))
+
+
+def test_a_corrupt_record_right_after_the_records_loses_no_data(connect) -> None:
+    def peer(tls: ssl.SSLSocket) -> None:
+        tls.sendall(PAYLOAD)
+        send_raw(tls, GARBAGE)
+
+    stream, done = connect(peer)
+    assert done.wait(10)
+    target = memoryview(bytearray(1 << 20))
+    received = bytearray()
+    while len(received) < len(PAYLOAD):
+        n = stream.recv_into(target, deadline_after(10))
+        assert n > 0
+        received += target[:n]
+    assert received == PAYLOAD
+    with pytest.raises(unitls.TLSError) as info:
+        stream.recv_into(target, deadline_after(10))  # the failure comes next, and stays
+    assert not isinstance(info.value, (unitls.WantReadError, unitls.RaggedEOF))
+
+
+def test_readable_keeps_what_it_decrypted_for_the_next_recv_into(connect) -> None:
+    def peer(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"first")
+        tls.sendall(b"second")
+        send_close_notify(tls)
+
+    stream, done = connect(peer)
+    assert done.wait(10)
+    with pytest.raises(ValueError, match="positive"):
+        stream.recv(0, deadline_after(10))
+    small = memoryview(bytearray(5))
+    assert stream.recv_into(small, deadline_after(10)) == 5  # filled: more may wait
+    assert bytes(small) == b"first"
+    assert stream.readable()  # it decrypted b"second" to know
+    assert stream.recv_into(small[:4], deadline_after(10)) == 4
+    assert bytes(small[:4]) == b"seco"
+    assert stream.recv_into(small, deadline_after(10)) == 2
+    assert bytes(small[:2]) == b"nd"
+    assert stream.recv_into(small, deadline_after(10)) == 0  # then close_notify

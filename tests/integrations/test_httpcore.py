@@ -15,6 +15,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,18 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 import unitls
 from servers import ConnectProxy, Server
-from tls_peers import TLSServerThread, ragged_close, read_request, server_context, silent_listener
+from tls_peers import (
+    GARBAGE,
+    RenegotiatingServer,
+    ScriptedPeer,
+    TLSServerThread,
+    hanging_up_listener,
+    ragged_close,
+    read_request,
+    server_context,
+    silent_listener,
+)
+from unitls_integrations._blocking import CLOSE_NOTIFY_TIMEOUT
 from unitls_integrations.httpcore import AsyncNetworkBackend, NetworkBackend, create_ssl_context
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
@@ -569,6 +581,141 @@ async def test_async_is_readable_on_an_idle_connection(
     assert len(server.seen) == 2
 
 
+def _ca_configuration(ca: trustme.CA) -> unitls.TLSClientConfiguration:
+    return unitls.TLSClientConfiguration(
+        trust_store=unitls.TrustStore.from_buffer(ca.cert_pem.bytes())
+    )
+
+
+def _tls_stream(ca: trustme.CA, port: int) -> httpcore.NetworkStream:
+    tcp = NetworkBackend(_ca_configuration(ca)).connect_tcp("127.0.0.1", port, timeout=5)
+    return tcp.start_tls(create_ssl_context(), "localhost", timeout=5)
+
+
+async def _async_tls_stream(ca: trustme.CA, port: int) -> httpcore.AsyncNetworkStream:
+    backend = AsyncNetworkBackend(_ca_configuration(ca))
+    tcp = await backend.connect_tcp("127.0.0.1", port, timeout=5)
+    return await tcp.start_tls(create_ssl_context(), "localhost", timeout=5)
+
+
+def test_is_readable_decrypts_ahead_and_loses_nothing(
+    server_leaf: trustme.LeafCert, http_ca: trustme.CA
+) -> None:
+    """httpcore asks is_readable between reads: plaintext decrypted to answer it comes
+    back from the next reads, in order; a corrupt record makes it True and the read fail."""
+    script = ScriptedPeer()
+    with TLSServerThread(server_context(server_leaf), script) as server:
+        stream = _tls_stream(http_ca, server.port)
+        try:
+            script.send(b"first", b"second")  # two records, both on the socket now
+            assert stream.read(5, timeout=5) == b"first"  # filled: more may be buffered
+            assert stream.get_extra_info("is_readable") is True  # b"second", decrypted
+            assert stream.read(3, timeout=5) == b"sec"
+            assert stream.read(100, timeout=5) == b"ond"
+            script.send(b"third")
+            assert stream.read(5, timeout=5) == b"third"  # filled exactly, nothing after
+            assert stream.get_extra_info("is_readable") is False
+            script.send(b"fourth", GARBAGE)
+            assert stream.read(100, timeout=5) == b"fourth"
+            assert stream.get_extra_info("is_readable") is True  # the corrupt record
+            with pytest.raises(httpcore.ReadError):
+                stream.read(100, timeout=5)
+        finally:
+            script.stop()
+            stream.close()
+
+
+@pytest.mark.anyio
+async def test_async_is_readable_decrypts_ahead_and_loses_nothing(
+    anyio_backend: str, server_leaf: trustme.LeafCert, http_ca: trustme.CA
+) -> None:
+    script = ScriptedPeer()
+    with TLSServerThread(server_context(server_leaf), script) as server:
+        stream = await _async_tls_stream(http_ca, server.port)
+        try:
+            await anyio.to_thread.run_sync(script.send, b"first", b"second")
+            assert await stream.read(5, timeout=5) == b"first"
+            assert stream.get_extra_info("is_readable") is True
+            assert await stream.read(3, timeout=5) == b"sec"
+            assert await stream.read(100, timeout=5) == b"ond"
+            await anyio.to_thread.run_sync(script.send, b"third")
+            assert await stream.read(5, timeout=5) == b"third"
+            assert stream.get_extra_info("is_readable") is False
+            await anyio.to_thread.run_sync(script.send, b"fourth", GARBAGE)
+            assert await stream.read(100, timeout=5) == b"fourth"
+            assert stream.get_extra_info("is_readable") is True
+            with pytest.raises(httpcore.ReadError):
+                await stream.read(100, timeout=5)
+        finally:
+            script.stop()
+            await stream.aclose()
+
+
+def test_is_readable_leaves_a_reading_thread_alone(
+    server_leaf: trustme.LeafCert, http_ca: trustme.CA
+) -> None:
+    """Asked while another thread waits in read(), is_readable answers for the socket at
+    once: it neither waits for that thread nor takes data from it."""
+    script = ScriptedPeer()
+    with TLSServerThread(server_context(server_leaf), script) as server:
+        stream = _tls_stream(http_ca, server.port)
+        received: list[bytes] = []
+        reader = threading.Thread(target=lambda: received.append(stream.read(100, timeout=10)))
+        try:
+            reader.start()
+            time.sleep(0.2)  # the reader is waiting for the socket now
+            assert stream.get_extra_info("is_readable") is False
+            script.send(b"late")
+            reader.join(10)
+            assert received == [b"late"]
+        finally:
+            script.stop()
+            reader.join(10)
+            stream.close()
+
+
+@pytest.mark.parametrize("then", [b"", b"two"])
+def test_renegotiation_is_refused_at_once(
+    server_leaf: trustme.LeafCert, http_ca: trustme.CA, then: bytes
+) -> None:
+    """A HelloRequest is answered with a no_renegotiation alert as soon as it is read,
+    with data after it or not: a server waiting for that answer would otherwise wait
+    for ever. OpenSSL servers give up on it (fatal handshake_failure)."""
+    with RenegotiatingServer(server_leaf, then) as server:
+        stream = _tls_stream(http_ca, server.port)
+        try:
+            assert stream.read(100, timeout=5) == b"one"
+            assert server.sent.wait(10)
+            if then:
+                assert stream.read(100, timeout=5) == then
+            with pytest.raises(httpcore.ReadError, match="handshake failure"):
+                stream.read(100, timeout=5)
+        finally:
+            stream.close()
+    assert len(server.answers) == 1
+    assert "no renegotiation" in server.answers[0]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("then", [b"", b"two"])
+async def test_async_renegotiation_is_refused_at_once(
+    anyio_backend: str, server_leaf: trustme.LeafCert, http_ca: trustme.CA, then: bytes
+) -> None:
+    with RenegotiatingServer(server_leaf, then) as server:
+        stream = await _async_tls_stream(http_ca, server.port)
+        try:
+            assert await stream.read(100, timeout=5) == b"one"
+            assert await anyio.to_thread.run_sync(server.sent.wait, 10)
+            if then:
+                assert await stream.read(100, timeout=5) == then
+            with pytest.raises(httpcore.ReadError, match="handshake failure"):
+                await stream.read(100, timeout=5)
+        finally:
+            await stream.aclose()
+    assert len(server.answers) == 1
+    assert "no renegotiation" in server.answers[0]
+
+
 def test_close_sends_close_notify(server_leaf: trustme.LeafCert, http_ca: trustme.CA) -> None:
     outcome: list[bytes] = []
 
@@ -828,6 +975,37 @@ async def test_async_write_timeout(
             release.set()
 
 
+@pytest.mark.anyio
+async def test_async_close_while_another_task_is_stuck_writing(
+    anyio_backend: str, server_leaf: trustme.LeafCert, http_ca: trustme.CA
+) -> None:
+    """aclose() does not queue close_notify behind a writer the server never drains:
+    it closes at once, and the writer fails instead of hanging."""
+    release = threading.Event()
+    failures: list[Exception] = []
+
+    async def write(stream: httpcore.AsyncNetworkStream) -> None:
+        head = b"POST / HTTP/1.1\r\nhost: localhost\r\n\r\n"
+        try:
+            await stream.write(head + BIG_BODY, timeout=10)
+        except httpcore.WriteError as exc:
+            failures.append(exc)
+
+    with _never_reading_server(server_leaf, release) as server:
+        try:
+            stream = await _async_tls_stream(http_ca, server.port)
+            async with anyio.create_task_group() as group:
+                group.start_soon(write, stream)
+                await anyio.sleep(0.3)  # the writer waits for the socket now
+                started = time.monotonic()
+                await stream.aclose()
+                closing_took = time.monotonic() - started
+        finally:
+            release.set()
+    assert closing_took < CLOSE_NOTIFY_TIMEOUT / 2
+    assert len(failures) == 1
+
+
 def _refused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -964,22 +1142,8 @@ async def test_async_bad_socket_option(anyio_backend: str, hypercorn_server: Ser
 @pytest.fixture
 def hanging_up_port() -> Iterator[int]:
     """A listener that accepts each connection and closes it at once (no TLS at all)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            if select.select([listener], [], [], 0.05)[0]:
-                listener.accept()[0].close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with hanging_up_listener() as port:
+        yield port
 
 
 def test_server_hanging_up_during_the_handshake(hanging_up_port: int) -> None:

@@ -8,10 +8,15 @@ test_http_client.py.
 
 from __future__ import annotations
 
+import array
 import datetime
+import hashlib
 import ipaddress
+import random
+import select
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +30,21 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from OpenSSL import crypto
 
 import unitls
-from servers import ConnectProxy, Server
-from tls_peers import TLSServerThread, read_request, server_context
+from servers import BIG_SHA256, ConnectProxy, Server
+from tls_peers import (
+    RenegotiatingServer,
+    TLSServerThread,
+    hanging_up_listener,
+    read_request,
+    server_context,
+    silent_listener,
+)
 from unitls.insecure import SecurityWarning
+from unitls.insecure.openssl import OPENSSL_INSECURE_IMPLEMENTATION
 from unitls.openssl import OpenSSLClientContext, OpenSSLServerContext, validate_config
-from unitls_integrations.ssl_context import SSLContext, SSLObject, SSLSocket, _decode_certificate
+from unitls_integrations import ssl_context
+from unitls_integrations._certdict import decode_certificate
+from unitls_integrations.ssl_context import SSLContext, SSLObject, SSLSocket
 
 RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"
 
@@ -52,6 +67,11 @@ def connect(
 def get(sock: Any, path: str = "/", host: str = "localhost") -> bytes:
     """One HTTP/1.1 request with `connection: close`; the whole response."""
     sock.sendall(f"GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode())
+    return read_to_end(sock)
+
+
+def read_to_end(sock: Any) -> bytes:
+    """Everything `sock` delivers until the end of the stream."""
     data = b""
     while chunk := sock.recv(65536):
         data += chunk
@@ -173,7 +193,40 @@ def test_certificate_dictionary_matches_the_stdlib_field_by_field(
     path = tmp_path / "rich.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     expected = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
-    assert _decode_certificate(cert.public_bytes(serialization.Encoding.DER)) == expected
+    assert decode_certificate(cert.public_bytes(serialization.Encoding.DER)) == expected
+
+
+def test_certificate_with_partial_access_and_crl_information_matches_the_stdlib(
+    tmp_path: Path,
+) -> None:
+    """An OCSP responder but no CA issuer, and a CRL distribution point named by a
+    directory name only: keys without a URI are left out, as the stdlib does."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sparse.example.test")])
+    ocsp = x509.AccessDescription(
+        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier("http://ocsp.test")
+    )
+    point = x509.DistributionPoint([x509.DirectoryName(name)], None, None, None)
+    start = datetime.datetime(2022, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=30))
+        .add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
+        .add_extension(x509.CRLDistributionPoints([point]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "sparse.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    expected = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    decoded = decode_certificate(cert.public_bytes(serialization.Encoding.DER))
+    assert decoded == expected
+    assert "caIssuers" not in decoded
+    assert "crlDistributionPoints" not in decoded
 
 
 def test_certificate_without_extensions_matches_the_stdlib(
@@ -182,7 +235,7 @@ def test_certificate_without_extensions_matches_the_stdlib(
     path = tmp_path / "ca.pem"
     http_ca.cert_pem.write_to_path(str(path))
     expected = ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
-    assert _decode_certificate(ssl.PEM_cert_to_DER_cert(http_ca.cert_pem.bytes().decode())) == (
+    assert decode_certificate(ssl.PEM_cert_to_DER_cert(http_ca.cert_pem.bytes().decode())) == (
         expected
     )
 
@@ -321,14 +374,20 @@ def test_cadata_pem_and_der_forms(
             assert get(sock).startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.parametrize("source", ["buffer", "file"])
 def test_load_verify_locations_adds_to_configured_certificates(
-    untrusted_server: TLSServerThread, other_ca: trustme.CA, http_ca: trustme.CA
+    untrusted_server: TLSServerThread,
+    other_ca: trustme.CA,
+    http_ca: trustme.CA,
+    tmp_path: Path,
+    source: str,
 ) -> None:
-    ctx = SSLContext(
-        unitls.TLSClientConfiguration(
-            trust_store=unitls.TrustStore.from_buffer(http_ca.cert_pem.bytes())
-        )
-    )
+    if source == "buffer":
+        store = unitls.TrustStore.from_buffer(http_ca.cert_pem.bytes())
+    else:
+        http_ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        store = unitls.TrustStore.from_file(tmp_path / "ca.pem")
+    ctx = SSLContext(unitls.TLSClientConfiguration(trust_store=store))
     with pytest.raises(ssl.SSLCertVerificationError):
         connect(ctx, untrusted_server.port)
     ctx.load_verify_locations(cadata=other_ca.cert_pem.bytes().decode())
@@ -709,6 +768,32 @@ def test_handshake_on_first_use(nginx_server: Server) -> None:
         assert sock.version() is not None
 
 
+def test_a_file_closed_before_the_socket_leaves_the_socket_open(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    sock = connect(ctx, nginx_server.port)
+    sock.makefile("rb").close()
+    assert sock.fileno() >= 0
+    assert get(sock).startswith(b"HTTP/1.1 200")
+    sock.close()
+    assert sock.fileno() == -1
+
+
+def test_a_large_body_is_sent_whole_under_a_timeout(nginx_server: Server) -> None:
+    """With a timeout, sendall bounds each wait for progress, not the whole body."""
+    body = random.Random(1).randbytes(3 * 1024 * 1024 + 7)
+    ctx = SSLContext(nginx_server.configuration())
+    with connect(ctx, nginx_server.port) as sock:
+        sock.settimeout(10)
+        head = (
+            "PUT /up/sendall.bin HTTP/1.1\r\nhost: localhost\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        sock.sendall(memoryview(body))
+        assert read_to_end(sock).startswith(b"HTTP/1.1 201")
+    assert nginx_server.uploaded_sha256("sendall.bin") == hashlib.sha256(body).hexdigest()
+
+
 @pytest.fixture
 def truncating_server(server_leaf: trustme.LeafCert) -> Iterator[TLSServerThread]:
     """Announces 1000 bytes, sends 10, then closes the TCP connection: with close_notify
@@ -827,3 +912,399 @@ def test_wrap_bio_reports_verification_failures(untrusted_server: TLSServerThrea
             _handshake_over(raw, obj, bios)
         assert info.value.verify_code == 20
         raw.sendall(bios[1].read())  # the alert
+
+
+# -- the socket: the rest of its API, non-blocking use, failures ------------------------------
+
+
+def test_socket_passthroughs_and_fixed_answers(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    assert repr(ctx).endswith("verify_mode=CERT_REQUIRED check_hostname=True alpn=[]>")
+    with pytest.raises(TypeError, match="wrap_socket"):
+        SSLSocket()
+    with pytest.raises(TypeError, match="wrap_bio"):
+        SSLObject()
+    raw = socket.create_connection(("127.0.0.1", nginx_server.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname=b"localhost") as sock:
+        assert sock.server_hostname == "localhost"
+        assert sock.proto == raw.proto
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert sock.shared_ciphers() is None
+        assert sock.selected_npn_protocol() is None
+        assert sock.getpeercert() is sock.getpeercert()  # decoded once
+        with pytest.raises(ValueError, match="flags"):
+            sock.recv(10, socket.MSG_PEEK)
+        with pytest.raises(ValueError, match="flags"):
+            sock.recv_into(bytearray(10), 0, socket.MSG_PEEK)
+        with pytest.raises(ValueError, match="flags"):
+            sock.sendall(b"x", socket.MSG_DONTWAIT)
+        with pytest.raises(ValueError, match="negative"):
+            sock.recv(-1)
+        sock.setblocking(False)
+        with pytest.raises(ssl.SSLWantReadError):
+            sock.recv_into(bytearray(10))  # nothing sent yet, so nothing to read
+        sock.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            sock.recv_into(bytearray(10))
+        sock.setblocking(True)
+        assert sock.recv(0) == b""
+        assert sock.recv_into(bytearray()) == 0  # nothing asked: no wait
+        request = b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        assert sock.write(request) == len(request)
+        words = array.array("I", [0] * 4)  # 4-byte items: read as 16 bytes
+        assert sock.recv_into(words) == 16
+        assert words.tobytes() == b"HTTP/1.1 200 OK\r"
+        target = bytearray(1000)
+        n = sock.read(1000, target)
+        assert b"nginx HTTP/1.1" in target[:n]
+        sock.shutdown(socket.SHUT_WR)  # TCP only: no close_notify, later sends fail
+        with pytest.raises(BrokenPipeError):
+            sock.sendall(b"more")
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        sock.recv_into(bytearray(10))
+
+
+def test_non_blocking_and_timed_out_handshakes(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    with silent_listener() as port:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock = ctx.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+        sock.setblocking(False)
+        with pytest.raises(ssl.SSLWantReadError):
+            sock.do_handshake()  # no answer yet: call again later
+        assert sock.fileno() >= 0
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.do_handshake()
+        assert sock.fileno() == -1  # a timed-out handshake closes the connection
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            sock.do_handshake()
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            ctx.wrap_socket(sock, server_hostname="localhost")
+
+
+def test_a_reset_during_the_handshake_closes_the_socket(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    with hanging_up_listener(reset=True) as port:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+    assert raw.fileno() == -1
+
+
+def test_only_stream_sockets_are_wrapped(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("127.0.0.1", nginx_server.port))
+        with pytest.raises(ValueError, match="stream sockets"):
+            ctx.wrap_socket(udp, server_hostname="localhost")
+
+
+@pytest.fixture
+def never_reading_server(server_leaf: trustme.LeafCert) -> Iterator[TLSServerThread]:
+    """Completes the handshake, then reads nothing until the test ends."""
+    release = threading.Event()
+    with TLSServerThread(server_context(server_leaf), lambda tls: release.wait(20)) as server:
+        try:
+            yield server
+        finally:
+            release.set()
+
+
+@pytest.mark.parametrize("timeout", [0.3, 0.0])
+def test_sendall_to_a_peer_that_takes_nothing(
+    never_reading_server: TLSServerThread, http_ca: trustme.CA, timeout: float
+) -> None:
+    ctx = SSLContext()
+    ctx.load_verify_locations(cadata=http_ca.cert_pem.bytes().decode())
+    with connect(ctx, never_reading_server.port) as sock:
+        sock.settimeout(timeout)
+        expected = TimeoutError if timeout else ssl.SSLWantWriteError
+        with pytest.raises(expected):
+            sock.sendall(b"x" * (64 * 1024 * 1024))  # more than both kernel buffers
+
+
+@pytest.mark.parametrize("size", [3, 100])
+@pytest.mark.parametrize("then", [b"", b"two"])
+def test_renegotiation_is_refused_at_once_and_data_around_it_kept(
+    server_leaf: trustme.LeafCert, http_ca: trustme.CA, then: bytes, size: int
+) -> None:
+    """A HelloRequest after a record, alone or with another record behind it: the data
+    arrives, the client answers no_renegotiation as soon as it reads the request (the
+    server waits for that answer), and the server's fatal alert then fails the socket.
+    With room for all of it, one recv_into takes every record already received."""
+    ctx = SSLContext()
+    ctx.load_verify_locations(cadata=http_ca.cert_pem.bytes().decode())
+    with RenegotiatingServer(server_leaf, then) as server, connect(ctx, server.port) as sock:
+        sock.settimeout(5)
+        assert server.sent.wait(10)
+        _wait_readable(sock)
+        target = bytearray(size)
+        reads = [b"one" + then] if size > 3 else [b"one", then]
+        for expected in filter(None, reads):
+            n = sock.recv_into(target)
+            assert target[:n] == expected
+        with pytest.raises(ssl.SSLError, match="handshake failure") as info:
+            sock.recv_into(target)
+        assert type(info.value) is ssl.SSLError
+        assert isinstance(info.value.__cause__, unitls.TLSError)
+        with pytest.raises(ssl.SSLError):
+            sock.sendall(b"after the failure")
+    assert len(server.answers) == 1
+    assert "no renegotiation" in server.answers[0]
+
+
+def test_wrap_bio_refuses_renegotiation(server_leaf: trustme.LeafCert, http_ca: trustme.CA) -> None:
+    ctx = SSLContext()
+    ctx.load_verify_locations(cadata=http_ca.cert_pem.bytes().decode())
+    bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
+    obj = ctx.wrap_bio(*bios, server_hostname="localhost")
+    with (
+        RenegotiatingServer(server_leaf, then=b"two") as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+    ):
+        _handshake_over(raw, obj, bios)
+        assert server.sent.wait(10)
+        assert _pump(raw, obj, bios, obj.read, 100) == b"one"
+        assert _pump(raw, obj, bios, obj.read, 100) == b"two"
+        with pytest.raises(ssl.SSLError, match="handshake failure"):
+            _pump(raw, obj, bios, obj.read, 100)
+    assert len(server.answers) == 1
+    assert "no renegotiation" in server.answers[0]
+
+
+def _wait_readable(sock: Any) -> None:
+    assert select.select([sock], [], [], 10)[0]
+
+
+def _pump(
+    raw: socket.socket, obj: SSLObject, bios: tuple[ssl.MemoryBIO, ...], operation: Any, *args: Any
+) -> Any:
+    """`operation(*args)` on `obj`, moving bytes between `raw` and the BIOs until it is done."""
+    incoming, outgoing = bios
+    while True:
+        try:
+            result = operation(*args)
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+            continue
+        raw.sendall(outgoing.read())
+        return result
+
+
+# -- SSLObject: the rest of its API --------------------------------------------------------------
+
+
+def test_wrap_bio_api_edges(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    with pytest.raises(unitls.ConfigurationError, match="session"):
+        ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost", session=1)
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname=b"localhost")
+    assert obj.server_hostname == "localhost"
+    assert obj.pending() == 0
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.write(b"too early")  # no plaintext before the handshake
+
+
+def test_wrap_bio_unwrap_exchanges_close_notify(
+    untrusted_server: TLSServerThread, other_ca: trustme.CA
+) -> None:
+    """unwrap() sends close_notify, drops the response still in flight, and returns once
+    the peer's close_notify arrived (the server's own unwrap() returns too)."""
+    ctx = SSLContext()
+    ctx.load_verify_locations(cadata=other_ca.cert_pem.bytes())
+    bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
+    obj = ctx.wrap_bio(*bios, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", untrusted_server.port), timeout=10) as raw:
+        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.write, b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        assert _pump(raw, obj, bios, obj.unwrap) is None
+    assert untrusted_server.errors == []
+
+
+def test_wrap_bio_ragged_eof_is_an_ssl_eof_error(
+    truncating_server: TLSServerThread, http_ca: trustme.CA
+) -> None:
+    ctx = SSLContext()
+    ctx.load_verify_locations(cadata=http_ca.cert_pem.bytes())
+    bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
+    obj = ctx.wrap_bio(*bios, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", truncating_server.port), timeout=10) as raw:
+        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.write, b"GET /ragged HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        received = bytearray()
+
+        def read_all() -> None:
+            while True:
+                received.extend(_pump(raw, obj, bios, obj.read, 65536))
+
+        with pytest.raises(ssl.SSLEOFError) as info:
+            read_all()
+    assert received.endswith(b"0123456789")  # everything before the EOF arrived
+    assert isinstance(info.value.__cause__, unitls.RaggedEOF)
+
+
+def test_wrap_bio_keeps_ciphertext_the_buffer_cannot_take_yet(nginx_server: Server) -> None:
+    """A caller that puts more into `incoming` than the unitls buffer takes at once
+    (10 MiB as fast as it arrives) loses none of it."""
+    ctx = SSLContext(nginx_server.configuration())
+    incoming, outgoing = bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
+    obj = ctx.wrap_bio(*bios, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", nginx_server.port), timeout=10) as raw:
+        _handshake_over(raw, obj, bios)
+        get = b"GET /static/big.bin HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        _pump(raw, obj, bios, obj.write, get)
+        response = bytearray()
+        ended = False
+        while True:
+            # What has arrived goes into `incoming` before each read, 64 KiB at a time:
+            # faster than reads (one record each) take it out.
+            if not ended and select.select([raw], [], [], 0)[0]:
+                data = raw.recv(65536)
+                ended = not data
+                incoming.write(data) if data else incoming.write_eof()
+            try:
+                chunk = obj.read(65536)
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                select.select([raw], [], [], 10)
+                continue
+            if not chunk:
+                break
+            response += chunk
+    head, body = bytes(response).split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert hashlib.sha256(body).hexdigest() == BIG_SHA256
+
+
+# -- settings: repeats, edge values, the shared context cache -----------------------------------
+
+
+def test_settings_set_to_their_current_values_keep_the_contexts(nginx_server: Server) -> None:
+    """urllib3 and http.client write settings on every connection: writing the current
+    value changes nothing, so the unitls contexts already built stay in use."""
+    ctx = SSLContext(nginx_server.configuration())
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_ciphers("ECDHE+AESGCM")
+    resolved = ctx._resolve()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.set_ciphers("ECDHE+AESGCM")
+    ctx.options = ctx.options
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    assert ctx._resolve() is resolved
+    with pytest.raises(ValueError, match="invalid value for verify_mode"):
+        ctx.verify_mode = 7  # type: ignore[assignment]
+    system = SSLContext()
+    system.set_default_verify_paths()
+    system.set_default_verify_paths()  # asked for twice: still the system store
+    assert system.configuration.trust_store is None  # None: the system store
+
+
+def test_set_ciphers_keeps_the_configured_tls13_suites(nginx_server: Server) -> None:
+    configured = nginx_server.configuration(
+        ciphers=[
+            unitls.CipherSuite.TLS_AES_256_GCM_SHA384,
+            unitls.CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ]
+    )
+    ctx = SSLContext(configured)
+    ctx.set_ciphers("ECDHE+CHACHA20")
+    ciphers = ctx.configuration.ciphers
+    assert ciphers is not None
+    assert ciphers[0] == unitls.CipherSuite.TLS_AES_256_GCM_SHA384
+    assert unitls.CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 not in ciphers
+    assert unitls.CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 in ciphers
+    with connect(ctx, nginx_server.port) as sock:
+        assert sock.cipher()[0] == "TLS_AES_256_GCM_SHA384"
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with connect(ctx, nginx_server.port) as sock:
+        assert sock.cipher()[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
+
+
+def test_alpn_names_unitls_has_no_member_for_are_offered_as_bytes(nginx_server: Server) -> None:
+    ctx = SSLContext(nginx_server.configuration())
+    ctx.set_alpn_protocols(["x-unitls-test", "http/1.1"])
+    assert tuple(ctx.configuration.inner_protocols) == (
+        b"x-unitls-test",
+        unitls.NextProtocol.HTTP1,
+    )
+    with connect(ctx, nginx_server.port) as sock:
+        assert sock.selected_alpn_protocol() == "http/1.1"  # nginx knows only that one
+
+
+def test_an_insecure_implementation_is_used_as_given(untrusted_server: TLSServerThread) -> None:
+    ctx = SSLContext(implementation=OPENSSL_INSECURE_IMPLEMENTATION)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        connect(ctx, untrusted_server.port)  # secure until told otherwise, even so
+    ctx.verify_mode = ssl.CERT_NONE
+    with pytest.warns(SecurityWarning):
+        sock = connect(ctx, untrusted_server.port)
+    with sock:
+        assert get(sock).endswith(b"hello")
+
+
+def test_the_process_wide_context_cache_is_bounded(http_ca: trustme.CA) -> None:
+    pem = http_ca.cert_pem.bytes()
+    configurations = [
+        unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_buffer(pem + b"\n" * i))
+        for i in range(ssl_context._SHARED_LIMIT + 1)
+    ]
+    caches = [SSLContext(config)._resolve().contexts for config in configurations]
+    assert len(ssl_context._shared) <= ssl_context._SHARED_LIMIT
+    # The oldest entry went: a new facade for its configuration gets a new cache, while
+    # the most recent ones are shared as before.
+    assert SSLContext(configurations[0])._resolve().contexts is not caches[0]
+    assert SSLContext(configurations[-1])._resolve().contexts is caches[-1]
+
+
+# -- trust and client-certificate files: malformed input ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cadata",
+    [
+        b"\x30\x05\x01",  # the content runs past the end
+        b"\x30\x82\x01",  # so does the length
+        b"\x30\x85\x01\x02\x03\x04\x05",  # a five-byte length
+        b"\x30\x80\x00\x00",  # an indefinite length
+        b"\x02\x01\x00",  # not a SEQUENCE
+    ],
+)
+def test_malformed_der_cadata_holds_no_certificate(cadata: bytes) -> None:
+    with pytest.raises(ssl.SSLError, match="no certificate found in cadata"):
+        SSLContext().load_verify_locations(cadata=cadata)
+
+
+def test_trust_sources_of_the_wrong_kind(nginx_server: Server) -> None:
+    with pytest.raises(TypeError, match="cadata should be str or bytes"):
+        SSLContext().load_verify_locations(cadata=42)  # type: ignore[arg-type]
+    by_id = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_id(b"store"))
+    with pytest.raises(unitls.ConfigurationError, match="given by id"):
+        SSLContext(by_id).load_verify_locations(cafile=nginx_server.ca_file)
+
+
+def test_load_cert_chain_without_a_certificate(
+    client_leaf: trustme.LeafCert, tmp_path: Path
+) -> None:
+    keyfile = _key_file(client_leaf, tmp_path / "client.key", None)
+    with pytest.raises(ssl.SSLError, match="no PEM certificate"):
+        SSLContext().load_cert_chain(keyfile)
+
+
+def test_a_password_for_an_unencrypted_key_is_ignored(
+    nginx_mtls_server: Server, client_leaf: trustme.LeafCert, tmp_path: Path
+) -> None:
+    """As in the stdlib."""
+    combined = tmp_path / "combined.pem"
+    client_leaf.private_key_and_cert_chain_pem.write_to_path(str(combined))
+    ctx = SSLContext(nginx_mtls_server.configuration())
+    ctx.load_cert_chain(combined, password="not needed")
+    with connect(ctx, nginx_mtls_server.port) as sock:
+        assert b"verify=SUCCESS" in get(sock)

@@ -352,6 +352,15 @@ def test_inject_and_extract_swap_and_restore_exactly() -> None:
 
 
 @pytest.mark.usefixtures("injected")
+def test_injected_contexts_are_client_contexts_only() -> None:
+    context = urllib3.util.ssl_.create_urllib3_context()
+    assert isinstance(context, SSLContext)
+    assert context.protocol == ssl.PROTOCOL_TLS_CLIENT
+    with pytest.raises(unitls.ConfigurationError, match="client contexts"):
+        urllib3.util.ssl_.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+
+@pytest.mark.usefixtures("injected")
 def test_injected_pools_use_unitls(server: Server) -> None:
     with urllib3.PoolManager(ca_certs=str(server.ca_file), retries=False) as http:
         response = http.request("GET", f"{server.url}/", preload_content=False)

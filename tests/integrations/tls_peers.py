@@ -1,10 +1,12 @@
-"""Small stdlib-`ssl` peers for the httpcore/httpx adapter tests: servers that misbehave on purpose.
+"""Small TLS peers for the adapter tests: servers that misbehave on purpose.
 
 `TLSServerThread` accepts connections on 127.0.0.1 and runs a handler on each (in its own
 thread) after the stdlib handshake; the handler decides what the client sees (a response
-closed with or without close_notify, silence, ...). `silent_listener()` is a TCP listener
-that never accepts, so a TLS handshake with it never progresses. `Socks5Proxy` is a
-minimal SOCKS5 (no authentication, CONNECT only) proxy; `RefusingProxy` an HTTP proxy
+closed with or without close_notify, silence, ...). `RenegotiatingServer` (pyOpenSSL: the
+stdlib cannot ask for it) asks its clients to renegotiate. `silent_listener()` is a TCP
+listener that never accepts, so a TLS handshake with it never progresses;
+`hanging_up_listener()` one that hangs up on every connection. `Socks5Proxy` is
+a minimal SOCKS5 (no authentication, CONNECT only) proxy; `RefusingProxy` an HTTP proxy
 that refuses every tunnel.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import select
 import socket
 import ssl
@@ -163,6 +166,101 @@ class TLSServerThread:
             client.close()
 
 
+def send_raw(tls: ssl.SSLSocket, data: bytes) -> None:
+    """Write `data` to the TCP stream under `tls`, outside TLS (a corrupt record)."""
+    with socket.socket(fileno=os.dup(tls.fileno())) as raw:
+        raw.sendall(data)
+
+
+#: Bytes that frame as a TLS 1.2 application-data record but cannot be decrypted.
+GARBAGE = b"\x17\x03\x03\x00\x20" + bytes(32)
+
+
+class ScriptedPeer:
+    """A `TLSServerThread` handler that sends what the test asks for, when it asks.
+
+    `send(*parts)` has the server send each part (`bytes` as one TLS record,
+    `GARBAGE` raw on the TCP stream) and returns once it has; `stop()` ends the
+    connection (without close_notify).
+    """
+
+    def __init__(self) -> None:
+        self._steps: queue.Queue[tuple[bytes, ...] | None] = queue.Queue()
+        self._done: queue.Queue[bool] = queue.Queue()
+
+    def __call__(self, tls: ssl.SSLSocket) -> None:
+        while (step := self._steps.get(timeout=20)) is not None:
+            for part in step:
+                if part is GARBAGE:
+                    send_raw(tls, part)
+                else:
+                    tls.sendall(part)
+            self._done.put(True)
+
+    def send(self, *parts: bytes) -> None:
+        self._steps.put(parts)
+        assert self._done.get(timeout=10)
+
+    def stop(self) -> None:
+        self._steps.put(None)
+
+
+class RenegotiatingServer:
+    """A TLS 1.2 server on 127.0.0.1 that asks each client to renegotiate.
+
+    After the handshake it sends `b"one"`, then a HelloRequest, then `then` (if any),
+    sets `sent`, and waits for the client's answer. `answers` collects what that answer
+    did to the server: unitls clients refuse renegotiation with a `no_renegotiation`
+    alert, which OpenSSL servers treat as fatal (they then send `handshake_failure`).
+    """
+
+    def __init__(self, leaf: trustme.LeafCert, then: bytes = b"") -> None:
+        from OpenSSL import SSL
+
+        self._context = SSL.Context(SSL.TLS_METHOD)
+        self._context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        self._context.set_max_proto_version(SSL.TLS1_2_VERSION)
+        leaf.configure_cert(self._context)
+        self.then = then
+        self.sent = threading.Event()
+        self.answers: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> RenegotiatingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        from OpenSSL import SSL
+
+        while (client := _accept(self._listener, self._stopping)) is not None:
+            with client:
+                connection = SSL.Connection(self._context, client)
+                connection.set_accept_state()
+                try:
+                    connection.do_handshake()
+                    connection.sendall(b"one")
+                    connection.renegotiate()
+                    connection.do_handshake()  # sends the HelloRequest, returns at once
+                    if self.then:
+                        connection.sendall(self.then)
+                    self.sent.set()
+                    if not select.select([client], [], [], 10)[0]:
+                        self.answers.append("no answer")
+                        continue
+                    self.answers.append(f"read {connection.recv(100)!r}")
+                except SSL.Error as exc:
+                    self.answers.append(str(exc))
+
+
 @contextlib.contextmanager
 def silent_listener() -> Iterator[int]:
     """A port whose listener completes TCP connections but never reads or answers."""
@@ -170,6 +268,32 @@ def silent_listener() -> Iterator[int]:
     try:
         yield int(listener.getsockname()[1])
     finally:
+        listener.close()
+
+
+@contextlib.contextmanager
+def hanging_up_listener(*, reset: bool = False) -> Iterator[int]:
+    """A port whose listener hangs up on each connection before any TLS: at once with a
+    FIN (an early EOF), or, if `reset`, with a RST once the client's first bytes (its
+    ClientHello) arrived (the client's reads and writes then fail with
+    `ConnectionResetError` or `BrokenPipeError`)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while (client := _accept(listener, stopping)) is not None:
+            if reset:  # SO_LINGER with a zero timeout: close() sends a RST
+                select.select([client], [], [], 10)
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        thread.join(5)
         listener.close()
 
 
