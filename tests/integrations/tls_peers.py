@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import trustme
+from typing_extensions import Self
 
 Handler = Callable[[ssl.SSLSocket], None]
 
@@ -99,7 +100,47 @@ def h2_truncating_handler(*, clean: bool) -> Handler:
     return handler
 
 
-class TLSServerThread:
+class LocalServer:
+    """A server on 127.0.0.1 (or on a Unix socket) that runs `handle` for each connection,
+    in a thread of its own; a context manager that stops it and joins its threads.
+
+    Subclasses implement `handle(client)`; the client socket is closed after it returns.
+    """
+
+    def __init__(self, listener: socket.socket | None = None) -> None:
+        self._listener = listener or socket.create_server(("127.0.0.1", 0))
+        address = self._listener.getsockname()
+        self.port = int(address[1]) if isinstance(address, tuple) else 0
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._accept_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._accept_thread.join(5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _accept_loop(self) -> None:
+        while (client := _accept(self._listener, self._stopping)) is not None:
+            thread = threading.Thread(target=self._run, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run(self, client: socket.socket) -> None:
+        with client:
+            self.handle(client)
+
+    def handle(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class TLSServerThread(LocalServer):
     """A stdlib TLS server on 127.0.0.1 running `handler` on each accepted connection.
 
     `seen` collects `(version(), cipher())` as the server saw them; `errors` collects
@@ -120,39 +161,18 @@ class TLSServerThread:
         self.errors: list[BaseException] = []
         if unix_path is None:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            self._listener = socket.create_server((host, 0), family=family)
-            self.port = int(self._listener.getsockname()[1])
+            listener = socket.create_server((host, 0), family=family)
         else:
-            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._listener.bind(unix_path)
-            self._listener.listen()
-            self.port = 0
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(unix_path)
+            listener.listen()
+        super().__init__(listener)
 
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"
 
-    def __enter__(self) -> TLSServerThread:
-        self._accept_thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._accept_thread.join(5)
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(10)
-
-    def _accept_loop(self) -> None:
-        while (client := _accept(self._listener, self._stopping)) is not None:
-            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
         client.settimeout(10)
         try:
             with self.context.wrap_socket(
@@ -162,8 +182,6 @@ class TLSServerThread:
                 self.handler(tls)
         except (OSError, ValueError) as exc:
             self.errors.append(exc)
-        finally:
-            client.close()
 
 
 def send_raw(tls: ssl.SSLSocket, data: bytes) -> None:
@@ -205,7 +223,7 @@ class ScriptedPeer:
         self._steps.put(None)
 
 
-class RenegotiatingServer:
+class RenegotiatingServer(LocalServer):
     """A TLS 1.2 server on 127.0.0.1 that asks each client to renegotiate.
 
     After the handshake it sends `b"one"`, then a HelloRequest, then `then` (if any),
@@ -224,41 +242,27 @@ class RenegotiatingServer:
         self.then = then
         self.sent = threading.Event()
         self.answers: list[str] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        super().__init__()
 
-    def __enter__(self) -> RenegotiatingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._thread.join(10)
-        self._listener.close()
-
-    def _serve(self) -> None:
+    def handle(self, client: socket.socket) -> None:
         from OpenSSL import SSL
 
-        while (client := _accept(self._listener, self._stopping)) is not None:
-            with client:
-                connection = SSL.Connection(self._context, client)
-                connection.set_accept_state()
-                try:
-                    connection.do_handshake()
-                    connection.sendall(b"one")
-                    connection.renegotiate()
-                    connection.do_handshake()  # sends the HelloRequest, returns at once
-                    if self.then:
-                        connection.sendall(self.then)
-                    self.sent.set()
-                    if not select.select([client], [], [], 10)[0]:
-                        self.answers.append("no answer")
-                        continue
-                    self.answers.append(f"read {connection.recv(100)!r}")
-                except SSL.Error as exc:
-                    self.answers.append(str(exc))
+        connection = SSL.Connection(self._context, client)
+        connection.set_accept_state()
+        try:
+            connection.do_handshake()
+            connection.sendall(b"one")
+            connection.renegotiate()
+            connection.do_handshake()  # sends the HelloRequest, returns at once
+            if self.then:
+                connection.sendall(self.then)
+            self.sent.set()
+            if not select.select([client], [], [], 10)[0]:
+                self.answers.append("no answer")
+                return
+            self.answers.append(f"read {connection.recv(100)!r}")
+        except SSL.Error as exc:
+            self.answers.append(str(exc))
 
 
 @contextlib.contextmanager
@@ -297,104 +301,65 @@ def hanging_up_listener(*, reset: bool = False) -> Iterator[int]:
         listener.close()
 
 
-class Socks5Proxy:
+class Socks5Proxy(LocalServer):
     """A threaded SOCKS5 proxy (RFC 1928: no authentication, CONNECT) on 127.0.0.1."""
 
     def __init__(self) -> None:
         self.tunnels: list[str] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"socks5://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Socks5Proxy:
-        self._accept_thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._accept_thread.join(5)
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(5)
-
-    def _accept_loop(self) -> None:
-        while (client := _accept(self._listener, self._stopping)) is not None:
-            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
         client.settimeout(10)
-        with client:
-            try:
-                version, count = _recv_exactly(client, 2)
-                methods = _recv_exactly(client, count)
-                if version != 5 or 0 not in methods:
-                    client.sendall(b"\x05\xff")
-                    return
-                client.sendall(b"\x05\x00")
-                _, command, _, kind = _recv_exactly(client, 4)
-                if kind == 1:
-                    host = socket.inet_ntoa(_recv_exactly(client, 4))
-                elif kind == 3:
-                    host = _recv_exactly(client, _recv_exactly(client, 1)[0]).decode("ascii")
-                else:
-                    host = socket.inet_ntop(socket.AF_INET6, _recv_exactly(client, 16))
-                (port,) = struct.unpack("!H", _recv_exactly(client, 2))
-                if command != 1:
-                    client.sendall(b"\x05\x07\x00\x01" + bytes(6))
-                    return
-                self.tunnels.append(f"{host}:{port}")
-            except (OSError, ValueError):
+        try:
+            version, count = _recv_exactly(client, 2)
+            methods = _recv_exactly(client, count)
+            if version != 5 or 0 not in methods:
+                client.sendall(b"\x05\xff")
                 return
-            try:
-                upstream = socket.create_connection((host, port), timeout=10)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    client.sendall(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
+            client.sendall(b"\x05\x00")
+            _, command, _, kind = _recv_exactly(client, 4)
+            if kind == 1:
+                host = socket.inet_ntoa(_recv_exactly(client, 4))
+            elif kind == 3:
+                host = _recv_exactly(client, _recv_exactly(client, 1)[0]).decode("ascii")
+            else:
+                host = socket.inet_ntop(socket.AF_INET6, _recv_exactly(client, 16))
+            (port,) = struct.unpack("!H", _recv_exactly(client, 2))
+            if command != 1:
+                client.sendall(b"\x05\x07\x00\x01" + bytes(6))
                 return
-            with upstream:
-                client.sendall(b"\x05\x00\x00\x01" + bytes(6))
-                _relay(client, upstream)
+            self.tunnels.append(f"{host}:{port}")
+        except (OSError, ValueError):
+            return
+        try:
+            upstream = socket.create_connection((host, port), timeout=10)
+        except OSError:
+            with contextlib.suppress(OSError):
+                client.sendall(b"\x05\x05\x00\x01" + bytes(6))  # connection refused
+            return
+        with upstream:
+            client.sendall(b"\x05\x00\x00\x01" + bytes(6))
+            _relay(client, upstream)
 
 
-class RefusingProxy:
+class RefusingProxy(LocalServer):
     """An HTTP proxy on 127.0.0.1 that answers every CONNECT with 502 Bad Gateway."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> RefusingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._thread.join(5)
-        self._listener.close()
-
-    def _serve(self) -> None:
-        while (client := _accept(self._listener, self._stopping)) is not None:
-            with client:
-                client.settimeout(10)
-                with contextlib.suppress(OSError):
-                    request = b""
-                    while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
-                        request += chunk
-                    client.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+    def handle(self, client: socket.socket) -> None:
+        client.settimeout(10)
+        with contextlib.suppress(OSError):
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
+                request += chunk
+            client.sendall(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
 
 
 def _accept(listener: socket.socket, stopping: threading.Event) -> socket.socket | None:
