@@ -36,8 +36,8 @@ from tls_peers import (
     RenegotiatingServer,
     ScriptedPeer,
     TLSServerThread,
+    close_delimited_server,
     hanging_up_listener,
-    ragged_close,
     read_request,
     server_context,
     silent_listener,
@@ -760,21 +760,6 @@ async def test_async_close_sends_close_notify(
 # -- end of data: clean and ragged ---------------------------------------------------------
 
 
-def _close_delimited_server(leaf: trustme.LeafCert, *, clean: bool) -> TLSServerThread:
-    """Sends a body delimited by the connection's end, then closes with or without
-    close_notify."""
-
-    def handler(tls: ssl.SSLSocket) -> None:
-        read_request(tls)
-        tls.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + b"x" * 50_000)
-        if clean:
-            tls.unwrap()
-        else:
-            ragged_close(tls)
-
-    return TLSServerThread(server_context(leaf), handler)
-
-
 @pytest.mark.parametrize("clean", [True, False])
 def test_end_of_a_close_delimited_body(
     server_leaf: trustme.LeafCert, http_ca: trustme.CA, clean: bool
@@ -784,7 +769,7 @@ def test_end_of_a_close_delimited_body(
         trust_store=unitls.TrustStore.from_buffer(http_ca.cert_pem.bytes())
     )
     with (
-        _close_delimited_server(server_leaf, clean=clean) as server,
+        close_delimited_server(server_leaf, b"x" * 50_000, clean=clean) as server,
         pool(configuration=configuration) as p,
     ):
         if clean:
@@ -803,7 +788,7 @@ async def test_async_end_of_a_close_delimited_body(
     configuration = unitls.TLSClientConfiguration(
         trust_store=unitls.TrustStore.from_buffer(http_ca.cert_pem.bytes())
     )
-    with _close_delimited_server(server_leaf, clean=clean) as server:
+    with close_delimited_server(server_leaf, b"x" * 50_000, clean=clean) as server:
         async with async_pool(configuration=configuration) as p:
             if clean:
                 response = await p.request("GET", server.url + "/")

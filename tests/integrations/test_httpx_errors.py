@@ -24,8 +24,8 @@ from servers import Server
 from tls_peers import (
     RefusingProxy,
     TLSServerThread,
+    close_delimited_server,
     h2_truncating_handler,
-    ragged_close,
     read_request,
     server_context,
     silent_listener,
@@ -173,25 +173,13 @@ async def test_async_truncated_http2(
         assert any(isinstance(e, unitls.RaggedEOF) for e in chain(info.value))
 
 
-def _close_delimited(leaf: trustme.LeafCert, *, clean: bool) -> TLSServerThread:
-    def handler(tls: ssl.SSLSocket) -> None:
-        read_request(tls)
-        tls.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + b"z" * 30_000)
-        if clean:
-            tls.unwrap()
-        else:
-            ragged_close(tls)
-
-    return TLSServerThread(server_context(leaf), handler)
-
-
 @pytest.mark.parametrize("clean", [True, False])
 def test_close_delimited_body(
     server_leaf: trustme.LeafCert, trusting: unitls.TLSClientConfiguration, clean: bool
 ) -> None:
     """A body that ends with the connection is complete only with close_notify."""
     with (
-        _close_delimited(server_leaf, clean=clean) as server,
+        close_delimited_server(server_leaf, b"z" * 30_000, clean=clean) as server,
         httpx.Client(transport=HTTPTransport(trusting)) as c,
     ):
         if clean:
@@ -209,7 +197,7 @@ async def test_async_close_delimited_body(
     trusting: unitls.TLSClientConfiguration,
     clean: bool,
 ) -> None:
-    with _close_delimited(server_leaf, clean=clean) as server:
+    with close_delimited_server(server_leaf, b"z" * 30_000, clean=clean) as server:
         async with httpx.AsyncClient(transport=AsyncHTTPTransport(trusting)) as c:
             if clean:
                 assert (await c.get(server.url + "/")).content == b"z" * 30_000
@@ -224,7 +212,7 @@ def test_streamed_body_error_is_mapped(
     """The error surfaces while iterating a streamed body, still as httpx's type."""
     received = bytearray()
     with (
-        _close_delimited(server_leaf, clean=False) as server,
+        close_delimited_server(server_leaf, b"z" * 30_000, clean=False) as server,
         httpx.Client(transport=HTTPTransport(trusting)) as c,
         c.stream("GET", server.url + "/") as response,
     ):

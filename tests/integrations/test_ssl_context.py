@@ -861,46 +861,40 @@ def test_wrap_socket_over_an_ssl_socket_is_tls_in_tls(
 def test_wrap_bio_drives_a_handshake_and_requests(nginx_server: Server) -> None:
     ctx = SSLContext(nginx_server.configuration())
     ctx.set_alpn_protocols(["http/1.1"])
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
+    obj = ctx.wrap_bio(*bios, server_hostname="localhost")
     assert isinstance(obj, SSLObject)
     with socket.create_connection(("127.0.0.1", nginx_server.port), timeout=10) as raw:
-
-        def loop(operation: Any, *args: Any) -> Any:
-            while True:
-                try:
-                    result = operation(*args)
-                except ssl.SSLWantReadError:
-                    raw.sendall(outgoing.read())
-                    data = raw.recv(65536)
-                    if data:
-                        incoming.write(data)
-                    else:
-                        incoming.write_eof()
-                    continue
-                raw.sendall(outgoing.read())
-                return result
-
-        loop(obj.do_handshake)
+        _pump(raw, obj, bios, obj.do_handshake)
         assert obj.version() in ("TLSv1.2", "TLSv1.3")
         assert obj.selected_alpn_protocol() == "http/1.1"
         assert obj.getpeercert(True) == obj.getpeercert(binary_form=True)
-        loop(obj.write, b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        request = b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        _pump(raw, obj, bios, obj.write, request)
         body = b""
-        while chunk := loop(obj.read, 65536):
+        while chunk := _pump(raw, obj, bios, obj.read, 65536):
             body += chunk
         assert b"nginx HTTP/1.1 TLSv1.3 alpn=http/1.1" in body
 
 
-def _handshake_over(raw: socket.socket, obj: SSLObject, bios: tuple[ssl.MemoryBIO, ...]) -> None:
+def _pump(
+    raw: socket.socket, obj: SSLObject, bios: tuple[ssl.MemoryBIO, ...], operation: Any, *args: Any
+) -> Any:
+    """`operation(*args)` on `obj`, moving bytes between `raw` and the BIOs until it is done."""
     incoming, outgoing = bios
     while True:
         try:
-            obj.do_handshake()
-            return
+            result = operation(*args)
         except ssl.SSLWantReadError:
             raw.sendall(outgoing.read())
-            incoming.write(raw.recv(65536))
+            data = raw.recv(65536)
+            if data:
+                incoming.write(data)
+            else:
+                incoming.write_eof()
+            continue
+        raw.sendall(outgoing.read())
+        return result
 
 
 def test_wrap_bio_reports_verification_failures(untrusted_server: TLSServerThread) -> None:
@@ -909,7 +903,7 @@ def test_wrap_bio_reports_verification_failures(untrusted_server: TLSServerThrea
     obj = ctx.wrap_bio(*bios, server_hostname="localhost")
     with socket.create_connection(("127.0.0.1", untrusted_server.port), timeout=10) as raw:
         with pytest.raises(ssl.SSLCertVerificationError) as info:
-            _handshake_over(raw, obj, bios)
+            _pump(raw, obj, bios, obj.do_handshake)
         assert info.value.verify_code == 20
         raw.sendall(bios[1].read())  # the alert
 
@@ -1064,7 +1058,7 @@ def test_wrap_bio_refuses_renegotiation(server_leaf: trustme.LeafCert, http_ca: 
         RenegotiatingServer(server_leaf, then=b"two") as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
     ):
-        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.do_handshake)
         assert server.sent.wait(10)
         assert _pump(raw, obj, bios, obj.read, 100) == b"one"
         assert _pump(raw, obj, bios, obj.read, 100) == b"two"
@@ -1076,26 +1070,6 @@ def test_wrap_bio_refuses_renegotiation(server_leaf: trustme.LeafCert, http_ca: 
 
 def _wait_readable(sock: Any) -> None:
     assert select.select([sock], [], [], 10)[0]
-
-
-def _pump(
-    raw: socket.socket, obj: SSLObject, bios: tuple[ssl.MemoryBIO, ...], operation: Any, *args: Any
-) -> Any:
-    """`operation(*args)` on `obj`, moving bytes between `raw` and the BIOs until it is done."""
-    incoming, outgoing = bios
-    while True:
-        try:
-            result = operation(*args)
-        except ssl.SSLWantReadError:
-            raw.sendall(outgoing.read())
-            data = raw.recv(65536)
-            if data:
-                incoming.write(data)
-            else:
-                incoming.write_eof()
-            continue
-        raw.sendall(outgoing.read())
-        return result
 
 
 # -- SSLObject: the rest of its API --------------------------------------------------------------
@@ -1122,7 +1096,7 @@ def test_wrap_bio_unwrap_exchanges_close_notify(
     bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
     obj = ctx.wrap_bio(*bios, server_hostname="localhost")
     with socket.create_connection(("127.0.0.1", untrusted_server.port), timeout=10) as raw:
-        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.do_handshake)
         _pump(raw, obj, bios, obj.write, b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
         assert _pump(raw, obj, bios, obj.unwrap) is None
     assert untrusted_server.errors == []
@@ -1136,7 +1110,7 @@ def test_wrap_bio_ragged_eof_is_an_ssl_eof_error(
     bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
     obj = ctx.wrap_bio(*bios, server_hostname="localhost")
     with socket.create_connection(("127.0.0.1", truncating_server.port), timeout=10) as raw:
-        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.do_handshake)
         _pump(raw, obj, bios, obj.write, b"GET /ragged HTTP/1.1\r\nhost: localhost\r\n\r\n")
         received = bytearray()
 
@@ -1157,7 +1131,7 @@ def test_wrap_bio_keeps_ciphertext_the_buffer_cannot_take_yet(nginx_server: Serv
     incoming, outgoing = bios = (ssl.MemoryBIO(), ssl.MemoryBIO())
     obj = ctx.wrap_bio(*bios, server_hostname="localhost")
     with socket.create_connection(("127.0.0.1", nginx_server.port), timeout=10) as raw:
-        _handshake_over(raw, obj, bios)
+        _pump(raw, obj, bios, obj.do_handshake)
         get = b"GET /static/big.bin HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
         _pump(raw, obj, bios, obj.write, get)
         response = bytearray()

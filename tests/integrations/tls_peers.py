@@ -68,6 +68,21 @@ def ragged_close(tls: ssl.SSLSocket) -> None:
                 pass
 
 
+def close_delimited_server(leaf: trustme.LeafCert, body: bytes, *, clean: bool) -> TLSServerThread:
+    """A server answering with a body delimited by the connection's end (no length),
+    then closing with close_notify if `clean`, else with a ragged EOF."""
+
+    def handler(tls: ssl.SSLSocket) -> None:
+        read_request(tls)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + body)
+        if clean:
+            tls.unwrap()
+        else:
+            ragged_close(tls)
+
+    return TLSServerThread(server_context(leaf), handler)
+
+
 def h2_truncating_handler(*, clean: bool) -> Handler:
     """An HTTP/2 server (ALPN h2) that announces 1 MB, sends 48 KiB and closes the
     connection, with close_notify if `clean` and without otherwise."""
