@@ -79,17 +79,23 @@ def _transfer(writer: unitls.TLSBuffer, reader: unitls.TLSBuffer, data: bytes) -
         n = writer.write(view)
         view = view[n:]
         pump(writer, reader)
-        while True:
-            try:
-                chunk = reader.read(65536)
-            except unitls.WantReadError:
-                break
-            assert isinstance(chunk, bytes)
-            if not chunk:
-                break
-            received += chunk
+        received += read_all(reader)
         pump(reader, writer)
     return bytes(received)
+
+
+def read_all(reader: unitls.TLSBuffer, amt: int = 1 << 16) -> bytes:
+    """Everything `reader` can return now, stopping at WantReadError or b''."""
+    out = bytearray()
+    while True:
+        try:
+            chunk = reader.read(amt)
+        except unitls.WantReadError:
+            return bytes(out)
+        assert isinstance(chunk, bytes)
+        if not chunk:
+            return bytes(out)
+        out += chunk
 
 
 def make_pair(

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL
 
 import unitls
-from helpers import client_configuration, recv_exactly, server_configuration
+from helpers import client_configuration, read_all, recv_exactly, server_configuration
 from unitls.openssl import OPENSSL_IMPLEMENTATION, OpenSSLTLSSocket
 
 with warnings.catch_warnings():
@@ -364,7 +364,7 @@ def truncated_session(
         moved = False
         try:
             ours.do_handshake()
-            received += _read_available(ours)
+            received += read_all(ours)
         except unitls.WantReadError:
             pass
         data = ours.process_outgoing(1 << 20)
@@ -391,20 +391,6 @@ def truncated_session(
         error = exc
     session = Session(bytes(produced), delivered, player.finished and delivered == len(produced))
     return bytes(received), session, error
-
-
-def _read_available(ours: unitls.TLSBuffer) -> bytes:
-    received = bytearray()
-    while True:
-        try:
-            chunk = ours.read(65536)
-        except unitls.WantReadError:
-            break
-        assert isinstance(chunk, bytes)
-        if not chunk:
-            break
-        received += chunk
-    return bytes(received)
 
 
 # -- tlslite-ng, the scripted peer -----------------------------------------------------------
@@ -593,7 +579,7 @@ class MemoryLink:
 
     def read_all(self) -> bytes:
         """Read plaintext from the unitls buffer until it wants more; errors propagate."""
-        return _read_available(self.ours)
+        return read_all(self.ours)
 
     def alert_from_ours(self) -> PeerAlert | None:
         """Hand unitls's pending output to the peer; return the alert it decrypts."""

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 import unitls
-from helpers import handshake, pump, signing_chain, trust_store
+from helpers import handshake, pump, read_all, signing_chain, trust_store
 from unitls.openssl import (
     INCOMING_LIMIT,
     OPENSSL_IMPLEMENTATION,
@@ -90,20 +90,6 @@ def ctx12(ca: trustme.CA, server_chain: unitls.SigningChain) -> Contexts:
 def payload(size: int, seed: int = 0) -> bytes:
     """Deterministic, position-dependent data that never contains SENTINEL."""
     return bytes((i * 7 + seed) % 251 for i in range(size))
-
-
-def read_all(reader: unitls.TLSBuffer, amt: int = 1 << 16) -> bytes:
-    """Everything `reader` can return now, stopping at WantReadError or b''."""
-    out = bytearray()
-    while True:
-        try:
-            chunk = reader.read(amt)
-        except unitls.WantReadError:
-            return bytes(out)
-        assert isinstance(chunk, bytes)
-        if not chunk:
-            return bytes(out)
-        out += chunk
 
 
 def try_handshake(buf: unitls.TLSBuffer) -> bool:

@@ -38,7 +38,7 @@ import pytest
 import trustme
 
 import unitls
-from helpers import handshake, pump, trust_store
+from helpers import handshake, pump, read_all, trust_store
 from unitls.openssl import OPENSSL_IMPLEMENTATION, OpenSSLClientContext, OpenSSLServerContext
 
 TLS12 = unitls.TLSVersion.TLSv1_2
@@ -84,19 +84,6 @@ def snapshot(buf: unitls.TLSBuffer) -> tuple[str, int, int]:
 def assert_fatal(exc: BaseException) -> None:
     assert isinstance(exc, unitls.TLSError), repr(exc)
     assert not isinstance(exc, (unitls.WantReadError, unitls.WantWriteError)), repr(exc)
-
-
-def read_all(buf: unitls.TLSBuffer) -> bytes:
-    out = bytearray()
-    while True:
-        try:
-            chunk = buf.read(1 << 16)
-        except unitls.WantReadError:
-            return bytes(out)
-        assert isinstance(chunk, bytes)
-        if not chunk:
-            return bytes(out)
-        out += chunk
 
 
 def assert_round_trip(client: unitls.TLSBuffer, server: unitls.TLSBuffer) -> None:

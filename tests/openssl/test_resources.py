@@ -35,7 +35,7 @@ import pytest
 import trustme
 
 import unitls
-from helpers import handshake, pump, signing_chain, trust_store
+from helpers import handshake, pump, read_all, signing_chain, trust_store
 from unitls.openssl import INCOMING_LIMIT, OPENSSL_IMPLEMENTATION, OUTGOING_LIMIT
 
 TLS12 = unitls.TLSVersion.TLSv1_2
@@ -72,17 +72,6 @@ def pair(
         client.read(1)  # consume TLS 1.3 session tickets: incoming is counted exactly below
     assert client.incoming_bytes_buffered() == server.incoming_bytes_buffered() == 0
     return client, server
-
-
-def read_all(buf: unitls.TLSBuffer) -> bytes:
-    out = bytearray()
-    while True:
-        try:
-            chunk = buf.read(1 << 16)
-        except unitls.WantReadError:
-            return bytes(out)
-        assert isinstance(chunk, bytes)
-        out += chunk
 
 
 def fill_outgoing(buf: unitls.TLSBuffer, data: memoryview, sent: bytearray) -> None:

@@ -34,7 +34,7 @@ import pytest
 import trustme
 
 import unitls
-from helpers import Pair, handshake, make_pair, pump, recv_exactly, trust_store
+from helpers import Pair, handshake, make_pair, pump, read_all, recv_exactly, trust_store
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 
 T = TypeVar("T")
@@ -291,8 +291,8 @@ def test_two_threads_on_one_buffer_without_a_lock_are_refused_never_corrupted(pa
                         server.process_incoming(incoming)
                         break
                     except unitls.WantReadError:
-                        echo(drain(server))
-                echo(drain(server))
+                        echo(read_all(server))
+                echo(read_all(server))
 
         def echo(data: bytes) -> None:
             view = memoryview(data)
@@ -322,14 +322,3 @@ def test_two_threads_on_one_buffer_without_a_lock_are_refused_never_corrupted(pa
     assert sum(refused.values()) > 0, "the threads never overlapped inside the buffer"
     assert pair.c2s(b"after") == b"after"
     assert pair.s2c(b"after") == b"after"
-
-
-def drain(buf: unitls.TLSBuffer) -> bytes:
-    out = bytearray()
-    while True:
-        try:
-            chunk = buf.read(65536)
-        except unitls.WantReadError:
-            return bytes(out)
-        assert isinstance(chunk, bytes)
-        out += chunk
