@@ -81,7 +81,9 @@ def prepare_root(root: Path, ca: trustme.CA, leaf: trustme.LeafCert) -> Path:
     return ca_file
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -89,7 +91,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
                 f"server exited with {process.returncode} before listening:\n{log.read_text()}"
             )
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((host, port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.05)
@@ -110,20 +112,21 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> 
 
 
 def start_hypercorn(
-    root: Path, ca: trustme.CA, leaf: trustme.LeafCert
+    root: Path, ca: trustme.CA, leaf: trustme.LeafCert, address: tuple[str, int] | None = None
 ) -> tuple[Server, subprocess.Popen[bytes]]:
+    """hypercorn serving `asgi_app.py`, on `address` or a free port of 127.0.0.1."""
     ca_file = prepare_root(root, ca, leaf)
-    port = free_port()
+    host, port = address or ("127.0.0.1", free_port())
     log = root / "hypercorn.log"
     env = {**os.environ, "UNITLS_TEST_ROOT": str(root), "PYTHONPATH": str(HERE)}
     command = [
         sys.executable, "-m", "hypercorn", "--workers", "0",
         "--certfile", str(root / "server.pem"), "--keyfile", str(root / "server.key"),
-        "--bind", f"127.0.0.1:{port}", "asgi_app:app",
+        "--bind", f"{host}:{port}", "asgi_app:app",
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_for_port(port, process, log)
+    wait_for_port(port, process, log, host)
     return Server("hypercorn", port, root, ca, ca_file), process
 
 
@@ -198,10 +201,12 @@ class ConnectProxy:
     that traffic really went through the proxy.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext | None = None, address: tuple[str, int] = ("127.0.0.1", 0)
+    ) -> None:
         self.tls = tls
         self.tunnels: list[str] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(address)
         self.port = int(self._listener.getsockname()[1])
         self._threads: list[threading.Thread] = []
         self._upstreams: set[socket.socket] = set()
