@@ -331,7 +331,13 @@ class SSLSocket(_Connection):
         """Read up to `bufsize` decrypted bytes; `b""` at the end of the stream.
 
         Raises:
-            As `recv_into`.
+            TimeoutError: If nothing arrives within the timeout (nothing is lost:
+                call again).
+            ssl.SSLWantReadError: In non-blocking mode, if no data is waiting.
+            ssl.SSLEOFError: On a close without close_notify, if ragged EOFs are not
+                suppressed.
+            ssl.SSLError: If the connection fails.
+            OSError: If the socket is closed or the transport fails.
         """
         if flags:
             raise ValueError("non-zero flags not allowed in calls to recv()")

@@ -7,13 +7,14 @@ from unitls_integrations.http_client import HTTPSConnection, HTTPSHandler
 
 config = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_file("ca.pem"))
 
-connection = HTTPSConnection("localhost", 8443, configuration=config, timeout=10)
+connection = HTTPSConnection("example.org", configuration=config, timeout=10)
 connection.request("GET", "/")
 print(connection.getresponse().read())
 connection.close()
 
 opener = urllib.request.build_opener(HTTPSHandler(config))
-print(opener.open("https://localhost:8443/").read())
+with opener.open("https://example.org/") as response:
+    print(response.read())
 ```
 
 Both are thin: they hand http.client an `ssl_context.SSLContext` offering ALPN

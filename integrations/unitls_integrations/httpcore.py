@@ -11,7 +11,8 @@ with httpcore.ConnectionPool(
     ssl_context=create_ssl_context(),  # lets the backend see that the pool wants h2
     http2=True,
 ) as pool:
-    response = pool.request("GET", "https://example.com/")
+    response = pool.request("GET", "https://example.org/")
+    print(response.extensions["http_version"])  # b'HTTP/2'
 ```
 
 Theory of operation:

@@ -7,7 +7,8 @@ from unitls_integrations.httpx import HTTPTransport
 
 configuration = unitls.TLSClientConfiguration()  # system trust store, TLS 1.2+
 with httpx.Client(transport=HTTPTransport(configuration, http2=True)) as client:
-    response = client.get("https://example.com/")
+    response = client.get("https://example.org/")
+print(response.http_version)  # HTTP/2
 ```
 
 The transports are httpcore's public `ConnectionPool` (or `HTTPProxy` /
@@ -353,7 +354,12 @@ class AsyncHTTPTransport(_PoolTransport, httpx.AsyncBaseTransport):
         **pool_options: As for `HTTPTransport`.
 
     Raises:
-        As `HTTPTransport`.
+        TypeError: For `verify`, `cert`, `trust_env`, `ssl_context` or an option the
+            pool does not know; if `configuration` is not a
+            `unitls.TLSClientConfiguration`.
+        ValueError: If neither `http1` nor `http2` is allowed.
+        unitls.ConfigurationError: If the implementation cannot honour the
+            configuration.
     """
 
     _BACKEND = AsyncNetworkBackend

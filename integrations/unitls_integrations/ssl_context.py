@@ -13,7 +13,7 @@ from unitls_integrations.ssl_context import SSLContext
 
 config = unitls.TLSClientConfiguration(trust_store=unitls.TrustStore.from_file("ca.pem"))
 with urllib3.PoolManager(ssl_context=SSLContext(config)) as http:
-    print(http.request("GET", "https://localhost:8443/").data)
+    print(http.request("GET", "https://example.org/").data)
 ```
 
 Theory of operation:

@@ -7,7 +7,7 @@ from unitls_integrations.urllib3 import extract_from_urllib3, inject_into_urllib
 inject_into_urllib3()
 try:
     with urllib3.PoolManager() as http:  # or requests.get(...)
-        http.request("GET", "https://example.com/")
+        print(http.request("GET", "https://example.org/").status)
 finally:
     extract_from_urllib3()
 ```

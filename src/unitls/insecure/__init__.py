@@ -7,11 +7,16 @@ module exists for test rigs, and it is loud about it: constructing an
 `create_buffer()` on one emits a `SecurityWarning`.
 
 ```python
-from unitls.insecure import InsecureConfiguration
+import pytest
+import unitls
+from unitls.insecure import InsecureConfiguration, SecurityWarning
 from unitls.insecure.openssl import OPENSSL_INSECURE_IMPLEMENTATION
 
-insecure = InsecureConfiguration(disable_hostname_check=True, disable_verification=True)
-ctx = OPENSSL_INSECURE_IMPLEMENTATION.insecure_client_context(config, insecure)
+with pytest.warns(SecurityWarning):  # in a test rig, where the warning is expected
+    insecure = InsecureConfiguration(disable_hostname_check=True, disable_verification=True)
+    ctx = OPENSSL_INSECURE_IMPLEMENTATION.insecure_client_context(
+        unitls.TLSClientConfiguration(), insecure
+    )
 ```
 
 The core of unitls never imports this module; backends provide their insecure

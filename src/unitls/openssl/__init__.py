@@ -5,7 +5,8 @@ import unitls
 from unitls.openssl import OPENSSL_IMPLEMENTATION
 
 ctx = OPENSSL_IMPLEMENTATION.client_context(unitls.TLSClientConfiguration())
-sock = ctx.connect(("example.com", 443))
+with ctx.connect(("example.org", 443)) as sock:
+    print(sock.negotiated_tls_version)
 ```
 """
 

@@ -7,15 +7,17 @@ context, and every `connect()` and `create_buffer()` (including the buffer a
 listening socket's `accept()` creates for each client).
 
 ```python
+import pytest
 import unitls
-from unitls.insecure import InsecureConfiguration
+from unitls.insecure import InsecureConfiguration, SecurityWarning
 from unitls.insecure.openssl import OPENSSL_INSECURE_IMPLEMENTATION
 
-insecure = InsecureConfiguration(disable_hostname_check=True, disable_verification=True)
-ctx = OPENSSL_INSECURE_IMPLEMENTATION.insecure_client_context(
-    unitls.TLSClientConfiguration(), insecure
-)
-buffer = ctx.create_buffer(None)  # no SNI, no certificate checks at all
+with pytest.warns(SecurityWarning):  # in a test rig, where the warning is expected
+    insecure = InsecureConfiguration(disable_hostname_check=True, disable_verification=True)
+    ctx = OPENSSL_INSECURE_IMPLEMENTATION.insecure_client_context(
+        unitls.TLSClientConfiguration(), insecure
+    )
+    buffer = ctx.create_buffer(None)  # no SNI, no certificate checks at all
 ```
 """
 
