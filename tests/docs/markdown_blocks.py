@@ -75,6 +75,24 @@ def python_blocks(page: Path) -> list[Block]:
 
 
 _PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s+#\s(?P<shown>.+)$")
+# ruff format wraps a long print: `print(\n    value\n)  # shown`.
+_PRINT_OPEN = re.compile(r"^\s*print\([^)]*$")
+_CLOSE_COMMENT = re.compile(r"^\s*\)\s+#\s(?P<shown>.+)$")
+
+
+def claims(code: str) -> list[tuple[int, str]]:
+    """(line offset, text) of what each `print(...)  # text` line says it prints."""
+    found = []
+    in_print = False
+    for offset, line in enumerate(code.splitlines()):
+        match = _PRINT_COMMENT.match(line) or (in_print and _CLOSE_COMMENT.match(line))
+        if match:
+            found.append((offset, match["shown"].strip().removesuffix("...").strip()))
+        if _PRINT_OPEN.match(line):
+            in_print = True
+        elif re.match(r"^\s*\)", line):
+            in_print = False
+    return found
 
 
 def run(block: Block, namespace: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,11 +105,8 @@ def run(block: Block, namespace: dict[str, object], capsys: pytest.CaptureFixtur
     code = compile("\n" * (block.line - 1) + block.code, str(block.page), "exec")
     exec(code, namespace)
     printed = capsys.readouterr().out
-    for offset, line in enumerate(block.code.splitlines()):
-        match = _PRINT_COMMENT.match(line)
-        if match:
-            shown = match["shown"].strip().removesuffix("...").strip()
-            assert shown in printed, (
-                f"{block.page}:{block.line + offset}: the comment says {shown!r}, "
-                f"but the block printed:\n{printed}"
-            )
+    for offset, shown in claims(block.code):
+        assert shown in printed, (
+            f"{block.page}:{block.line + offset}: the comment says {shown!r}, "
+            f"but the block printed:\n{printed}"
+        )
