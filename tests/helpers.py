@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import http.server
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import trustme
@@ -154,3 +157,17 @@ def recv_exactly(sock: Any, size: int) -> bytes:
             break
         data += chunk
     return bytes(data)
+
+
+@contextlib.contextmanager
+def serve_http(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A plain-HTTP server on 127.0.0.1 in a thread; yields its base URL (no trailing slash)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from markdown_blocks import ROOT, python_blocks, run
+from markdown_blocks import ROOT, blocks, python_blocks, run
 
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md"))
@@ -47,8 +47,6 @@ def test_python_blocks_run(
 
 def test_every_page_has_been_looked_at() -> None:
     """A page with no runnable Python is fine, but a `py`/`pycon` block would go unrun."""
-    from markdown_blocks import blocks
-
     for page in PAGES:
         for block in blocks(page):
             assert block.language not in {"pycon", "python-repl"}, (

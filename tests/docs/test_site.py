@@ -14,7 +14,6 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import unitls
 import unitls.insecure
 import unitls.insecure.openssl
 import unitls.openssl
+from helpers import serve_http
 from markdown_blocks import ROOT, blocks
 
 CHROMIUM = os.environ.get("UNITLS_CHROMIUM", "/usr/bin/chromium")
@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 ]
 
 REFERENCE = {
-    "reference/unitls/": ("unitls", [n for n in unitls.__all__]),
+    "reference/unitls/": ("unitls", unitls.__all__),
     "reference/openssl/": ("unitls.openssl", unitls.openssl.__all__),
     "reference/insecure/": ("unitls.insecure", unitls.insecure.__all__),
 }
@@ -90,16 +90,8 @@ def base_url(site: Path) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    handler = functools.partial(Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serve_http(functools.partial(Quiet, directory=str(site))) as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")
